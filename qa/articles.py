@@ -1,0 +1,212 @@
+"""Read article files: keep the raw text untouched, find the date, title and story paragraphs.
+
+Lines that are not part of the story are recognised by general rules:
+- a line whose letters are (almost) all capitals is a related-story headline or a section label;
+- a short line that opens with a call to action (click, tap, download, subscribe, sign up, follow,
+  read more, watch ...) is a promo.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from .errors import ArticleError
+from .sentences import split_sentences
+from .types import Article, Paragraph, SkippedLine
+
+ARTICLE_SUFFIXES = (".txt", ".md")
+_BLANK_CHARS = " \t\r\n\f\v\u00a0\ufeff\u200b"
+_DATE_HEADER = re.compile(r"[\s\ufeff]*date:?[ \t]+(\d{4}-\d{2}-\d{2})\b[ \t]*", re.IGNORECASE)
+_TITLE_HEADER = re.compile(r"[\s\ufeff]*(?:#{1,6}[ \t]+|title:[ \t]*)(\S[^\r\n]*)", re.IGNORECASE)
+_CALL_TO_ACTION = re.compile(
+    r"^\W*(click|tap|swipe|download|subscribe|sign up|follow us|follow\b.*\bon\b|get (the|our)\b.*\bapp\b"
+    r"|read more|read also|see also|watch|listen|related:|advertisement|share this)\b",
+    re.IGNORECASE,
+)
+_SENTENCE_END = tuple(".!?…:;\"'”’)")
+TITLE_MAX_CHARS = 90
+
+
+def _lines(raw: str) -> Iterable[tuple[int, int]]:
+    """(start, end) of each line without its line break."""
+    pos = 0
+    for line in raw.splitlines(keepends=True):
+        body = line.rstrip("\r\n")
+        yield pos, pos + len(body)
+        pos += len(line)
+
+
+def _strip_span(raw: str, start: int, end: int) -> tuple[int, int]:
+    piece = raw[start:end]
+    lead = len(piece) - len(piece.lstrip(_BLANK_CHARS))
+    trail = len(piece) - len(piece.rstrip(_BLANK_CHARS))
+    return start + lead, max(start + lead, end - trail)
+
+
+def skip_reason(text: str) -> str | None:
+    """Why a line is not story text, or None when it is."""
+    words = text.split()
+    letters = [c for c in text if c.isalpha()]
+    if len(words) >= 3 and len(letters) >= 8:
+        upper = sum(c.isupper() for c in letters)
+        if upper / len(letters) >= 0.9:
+            return "all-caps line (related-story headline or label)"
+    if len(words) <= 25 and _CALL_TO_ACTION.search(text):
+        return "call to action (promo)"
+    if re.fullmatch(r"\W*(https?://\S+|www\.\S+)\W*", text):
+        return "bare link"
+    return None
+
+
+def _blocks(raw: str) -> list[tuple[int, int]]:
+    """Paragraph candidates: runs of non-blank lines. Inside a run, a line break after sentence
+    punctuation, or next to a line that is not story text, also ends a paragraph (one paragraph a
+    line files); other breaks are hard wraps."""
+    blocks: list[tuple[int, int]] = []
+    current: tuple[int, int] | None = None
+    prev_text = ""
+    for start, end in _lines(raw):
+        s, e = _strip_span(raw, start, end)
+        text = raw[s:e]
+        if not text:
+            if current:
+                blocks.append(current)
+            current, prev_text = None, ""
+            continue
+        breaks = current is not None and (
+            prev_text.endswith(_SENTENCE_END) or skip_reason(prev_text) or skip_reason(text)
+        )
+        if current is None or breaks:
+            if current:
+                blocks.append(current)
+            current = (s, e)
+        else:
+            current = (current[0], e)
+        prev_text = text
+    if current:
+        blocks.append(current)
+    return blocks
+
+
+def _shorten(text: str, limit: int = TITLE_MAX_CHARS) -> str:
+    text = " ".join(text.split())
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1].rsplit(" ", 1)[0]
+    return cut.rstrip(",;:—–- ") + "…"
+
+
+def parse_article(raw: str, *, article_id: str, path: str, sha256: str) -> Article:
+    """Find date, title, story paragraphs and skipped lines of an article's raw text."""
+    date: str | None = None
+    title: str | None = None
+    paragraphs: list[Paragraph] = []
+    skipped: list[SkippedLine] = []
+    for i, (start, end) in enumerate(_blocks(raw)):
+        if i == 0:
+            header = _DATE_HEADER.match(raw, start, end)
+            if header:
+                try:
+                    date = _dt.date.fromisoformat(header.group(1)).isoformat()
+                except ValueError:
+                    header = None
+            if header:
+                start = header.end()
+            heading = _TITLE_HEADER.match(raw, start, end)
+            if heading and title is None and not paragraphs:
+                title = heading.group(1).strip()
+                start = end
+            start, end = _strip_span(raw, start, end)
+            if start >= end:
+                continue
+        text = raw[start:end]
+        reason = skip_reason(text)
+        if reason:
+            skipped.append(SkippedLine(start, end, reason))
+        else:
+            paragraphs.append(Paragraph(len(paragraphs) + 1, start, end))
+    if not paragraphs:
+        raise ArticleError(
+            f"{path}: no story text found (every line is empty, a header, an all-caps headline or a promo); "
+            "check that this is an article."
+        )
+    if title is None:
+        first = paragraphs[0]
+        lead = split_sentences(raw[first.start : first.end], first.start)[0]
+        title = _shorten(raw[lead.start : lead.end])
+    return Article(article_id, path, raw, sha256, title, date, tuple(paragraphs), tuple(skipped))
+
+
+def decode_article(data: bytes, path: str) -> str:
+    """The file's text, or an ArticleError naming the file and the problem."""
+    if not data.strip():
+        raise ArticleError(f"{path}: the file is empty; add the article's text or remove the file.")
+    if b"\x00" in data[:8192]:
+        raise ArticleError(f"{path}: this looks like a binary file (it contains NUL bytes), not a text article.")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ArticleError(
+            f"{path}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
+            f"convert it, e.g. `iconv -f latin1 -t utf-8 {path} > fixed.txt`."
+        ) from None
+
+
+def read_article(path: Path, article_id: str | None = None) -> Article:
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ArticleError(f"{path}: cannot read the file ({exc.strerror or exc}).") from None
+    raw = decode_article(data, str(path))
+    return parse_article(
+        raw, article_id=article_id or path.stem, path=str(path.resolve()), sha256=hashlib.sha256(data).hexdigest()
+    )
+
+
+def find_article_files(paths: Sequence[str | Path]) -> list[Path]:
+    """Expand files and folders into article files (.txt, .md), sorted within each folder."""
+    if not paths:
+        raise ArticleError("No article paths given; pass files or folders, e.g. `qa build articles/`.")
+    files: list[Path] = []
+    for given in paths:
+        p = Path(given)
+        if p.is_dir():
+            found = sorted(
+                f for f in p.rglob("*")
+                if f.is_file() and f.suffix.lower() in ARTICLE_SUFFIXES
+                and not any(part.startswith(".") for part in f.relative_to(p).parts)
+            )
+            if not found:
+                raise ArticleError(f"{p}: the folder has no articles (no .txt or .md files); add some or pass files.")
+            files.extend(found)
+        elif p.is_file():
+            if p.suffix.lower() not in ARTICLE_SUFFIXES:
+                raise ArticleError(f"{p}: articles are .txt or .md files; rename it if it is plain text.")
+            files.append(p)
+        else:
+            raise ArticleError(f"{p}: no such file or folder.")
+    unique: dict[Path, Path] = {}
+    for f in files:
+        unique.setdefault(f.resolve(), f)
+    return list(unique.values())
+
+
+def article_ids(files: Sequence[Path]) -> list[str]:
+    """File stems, or the path without suffix where two files share a stem."""
+    stems = [f.stem for f in files]
+    ids = []
+    for f, stem in zip(files, stems):
+        ids.append(stem if stems.count(stem) == 1 else f.with_suffix("").as_posix().lstrip("./"))
+    if len(set(ids)) != len(ids):
+        raise ArticleError("Two article files map to the same id; give them different names.")
+    return ids
+
+
+def read_corpus(paths: Sequence[str | Path]) -> list[Article]:
+    """Read every article under `paths`. Errors name the file and the problem."""
+    files = find_article_files(paths)
+    return [read_article(f, i) for f, i in zip(files, article_ids(files))]

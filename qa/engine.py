@@ -1,0 +1,150 @@
+"""The engine: open (or build, or refresh) the index for a corpus, then answer questions.
+
+`Engine.open` compares the manifest with the current articles and settings. A changed, added or removed
+article, another model or other chunking settings is never served silently: the index is rebuilt,
+re-embedding only the articles that changed, or, with `rebuild="never"`, refused with a message naming
+what changed. Opening a fresh index embeds nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+
+from .articles import read_corpus
+from .config import Settings, resolve_settings
+from .embedding import Embedder, make_embedder
+from .errors import IndexMissingError, QuestionError, StaleIndexError
+from .retrieval import FusionMethod, Retriever
+from .store import FORMAT_VERSION, StoredIndex, build_index, load_index, read_manifest, save_index
+from .types import Answer, Article
+from .answer import compose_answer
+
+Log = Callable[[str], None]
+
+
+def _stderr(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def check_question(question: object, max_chars: int) -> str:
+    """The question, stripped; a QuestionError says what is wrong with it otherwise."""
+    if not isinstance(question, str):
+        raise QuestionError(f"The question must be text, not {type(question).__name__}.")
+    text = question.strip()
+    if not text:
+        raise QuestionError("The question is empty; type a question about the article, e.g. \"Were any victims identified?\".")
+    if len(text) > max_chars:
+        raise QuestionError(f"The question is {len(text):,} characters long; the limit is {max_chars:,} (QA_MAX_QUESTION_CHARS). Shorten it.")
+    return text
+
+
+def describe_changes(manifest: dict, articles: Sequence[Article], model: str, chunking: dict) -> list[str]:
+    """What differs between an index's manifest and the current corpus and settings (empty: fresh)."""
+    changes = []
+    if manifest.get("format_version") != FORMAT_VERSION:
+        changes.append(f"index format {manifest.get('format_version')} (this version reads {FORMAT_VERSION})")
+    if manifest["model"]["name"] != model:
+        changes.append(f"model {manifest['model']['name']!r} -> {model!r}")
+    if manifest.get("chunking") != chunking:
+        changes.append(f"chunking settings {manifest.get('chunking')} -> {chunking}")
+    old = {a["id"]: a["sha256"] for a in manifest["articles"]}
+    new = {a.id: a.sha256 for a in articles}
+    changes += [f"article changed: {i}" for i in sorted(old.keys() & new.keys()) if old[i] != new[i]]
+    changes += [f"article added: {i}" for i in sorted(new.keys() - old.keys())]
+    changes += [f"article removed: {i}" for i in sorted(old.keys() - new.keys())]
+    return changes
+
+
+class Engine:
+    """Load once, then `ask` many times."""
+
+    def __init__(self, index: StoredIndex, embedder: Embedder, settings: Settings,
+                 method: FusionMethod = "convex") -> None:
+        self.index = index
+        self.embedder = embedder
+        self.settings = settings
+        self.retriever = Retriever(index, dense_weight=settings.dense_weight, candidates=settings.candidates, method=method)
+
+    # --- opening ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def chunking_settings(settings: Settings, embedder: Embedder) -> dict:
+        from .chunking import SPLITTER_VERSION
+
+        return {"max_tokens": embedder.max_tokens, "max_sentences": settings.max_sentences, "splitter": SPLITTER_VERSION}
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, *, articles: Sequence[Article] | None = None,
+             sources: Sequence[str] | None = None, embedder: Embedder | None = None, force: bool = False,
+             progress: bool = False, log: Log = _stderr, method: FusionMethod = "convex") -> Engine:
+        """Open the index in `settings.index_dir` for the corpus, building or refreshing it when needed.
+
+        The corpus is `articles` if given (already read, e.g. from SQuAD), else the files under
+        `settings.articles`, else the sources recorded in the index, else `articles/`.
+        """
+        settings = settings or resolve_settings()
+        folder = settings.index_path
+        embedder = embedder or make_embedder(settings.model, settings.backend, folder)
+        manifest = None
+        try:
+            manifest = read_manifest(folder)
+        except IndexMissingError:
+            if settings.rebuild == "never":
+                raise
+        if articles is None:
+            if settings.articles is not None:
+                sources = list(settings.articles)
+            elif manifest is not None:
+                sources = [str(Path(folder).resolve().parent / s) if not Path(s).is_absolute() else s for s in manifest["sources"]]
+            else:
+                sources = ["articles"]
+            sources = [str(Path(s).resolve()) for s in sources]
+            articles = read_corpus(sources)
+        sources = list(sources or [])
+        chunking = cls.chunking_settings(settings, embedder)
+        if manifest is not None and not force:
+            changes = describe_changes(manifest, articles, settings.model, chunking)
+            if not changes:
+                return cls(load_index(folder, manifest), embedder, settings, method)
+            if settings.rebuild == "never":
+                raise StaleIndexError(
+                    f"The index in {folder}/ does not match the articles or settings: {'; '.join(changes)}. "
+                    "Run `qa build` to update it, or unset QA_REBUILD / drop --no-rebuild to let it rebuild."
+                )
+            log(f"Updating the index in {folder}/: {'; '.join(changes)}")
+        elif manifest is None:
+            log(f"Building the index in {folder}/ ({len(articles)} article(s))")
+        previous = None
+        if manifest is not None and not force:
+            try:
+                previous = load_index(folder, manifest)
+            except Exception:  # an unreadable old index only costs us the reuse of its vectors
+                previous = None
+        index = build_index(articles, embedder=embedder, model=settings.model, chunking=chunking, sources=sources,
+                            previous=previous, progress=progress, log=log)
+        save_index(index, folder)
+        log(f"Index ready: {len(index.articles)} article(s), {len(index.chunks)} passages in {folder}/")
+        return cls(index, embedder, settings, method)
+
+    # --- asking -------------------------------------------------------------------------------------
+
+    def is_known_word(self, word: str) -> bool:
+        known = getattr(self.embedder, "is_known_word", None)
+        return bool(known(word)) if known else True
+
+    def ask(self, question: object, k: int | None = None) -> Answer:
+        """Answer one question. Raises QuestionError for an empty, too long or non-text question."""
+        text = check_question(question, self.settings.max_question_chars)
+        k = k or self.settings.top_k
+        if not 1 <= k <= 50:
+            raise QuestionError(f"k must be between 1 and 50, not {k}.")
+        corrected, _fixes = self.index.lexical.correct(text, self.is_known_word)
+        qvec = self.embedder.encode([corrected])[0]
+        hits = self.retriever.search(corrected, qvec, k)
+        return compose_answer(text, hits, self.index, abstain_below=self.settings.abstain_below)
+
+    def ask_many(self, questions: Iterable[str], k: int | None = None) -> Iterable[Answer]:
+        for q in questions:
+            yield self.ask(q, k)

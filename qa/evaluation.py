@@ -1,0 +1,218 @@
+"""Gold question sets and the metrics of `qa eval`.
+
+Gold format (JSONL): {"id": str, "question": str, "answer": str | null, "evidence": [str, ...]}
+and, optionally, "article": str (a hit must then come from that article; SQuAD uses it).
+A passage is a hit when it contains an evidence quote after normalization (lower case, white space
+folded, curly quotes and apostrophes made straight). `answer: null` marks a question the corpus cannot
+answer: the right response is to abstain.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from .errors import GoldSetError
+
+_QUOTES = str.maketrans({"‘": "'", "’": "'", "‚": "'", "‛": "'", "“": '"', "”": '"', "„": '"', "‟": '"', "′": "'", "″": '"'})
+
+
+def normalize(text: str) -> str:
+    return " ".join(text.translate(_QUOTES).lower().split())
+
+
+@dataclass(frozen=True)
+class GoldQuestion:
+    id: str
+    question: str
+    answer: str | None
+    evidence: tuple[str, ...]
+    article: str | None = None
+
+    @property
+    def answerable(self) -> bool:
+        return self.answer is not None
+
+
+def load_gold(path: str | Path) -> list[GoldQuestion]:
+    """Read a gold JSONL file; errors name the line and the problem."""
+    p = Path(path)
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GoldSetError(f"{p}: cannot read the gold set ({exc}).") from None
+    out: list[GoldQuestion] = []
+    seen: set[str] = set()
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise GoldSetError(f"{p}:{n}: not JSON ({exc}).") from None
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not isinstance(row.get("question"), str):
+            raise GoldSetError(f'{p}:{n}: each line needs "id" and "question" strings.')
+        answer, evidence = row.get("answer"), row.get("evidence", [])
+        if answer is not None and not isinstance(answer, str):
+            raise GoldSetError(f'{p}:{n}: "answer" must be a string or null, not {answer!r}.')
+        if not isinstance(evidence, list) or not all(isinstance(e, str) and e.strip() for e in evidence):
+            raise GoldSetError(f'{p}:{n}: "evidence" must be a list of non-empty strings.')
+        if answer is not None and not evidence:
+            raise GoldSetError(f'{p}:{n}: an answerable question needs at least one evidence quote.')
+        if row["id"] in seen:
+            raise GoldSetError(f"{p}:{n}: duplicate id {row['id']!r}.")
+        seen.add(row["id"])
+        out.append(GoldQuestion(row["id"], row["question"], answer, tuple(evidence), row.get("article")))
+    if not out:
+        raise GoldSetError(f"{p}: the gold set has no questions.")
+    return out
+
+
+def is_hit(passage: dict, gold: GoldQuestion) -> bool:
+    if gold.article is not None and passage["citation"]["article"] != gold.article:
+        return False
+    text = normalize(passage["text"])
+    return any(normalize(e) in text for e in gold.evidence)
+
+
+def first_hit_rank(result: dict, gold: GoldQuestion) -> int | None:
+    for p in result["passages"]:
+        if is_hit(p, gold):
+            return int(p["rank"])
+    return None
+
+
+def answer_correct(result: dict, gold: GoldQuestion) -> bool:
+    """The answer sentence contains an evidence quote, or an evidence quote contains the whole sentence."""
+    if result["answer"] is None:
+        return False
+    sentence = normalize(result["answer"]["text"])
+    cited = next((p for p in result["passages"] if p["rank"] == result["answer"]["citation"]), None)
+    if gold.article is not None and (cited is None or cited["citation"]["article"] != gold.article):
+        return False
+    return any(normalize(e) in sentence or sentence in normalize(e) for e in gold.evidence)
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    s = sorted(values)
+    pos = (len(s) - 1) * q
+    lo, hi = int(pos), min(int(pos) + 1, len(s) - 1)
+    return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+
+def compute_metrics(golds: Sequence[GoldQuestion], results: Sequence[dict], latencies: Sequence[float], k: int) -> dict:
+    """Metrics over one run. Retrieval metrics count the listed passages even when the engine
+    abstained; answer accuracy counts a false abstention as wrong."""
+    answerable = [(g, r) for g, r in zip(golds, results) if g.answerable]
+    unanswerable = [(g, r) for g, r in zip(golds, results) if not g.answerable]
+    ranks = [first_hit_rank(r, g) for g, r in answerable]
+
+    def rate(xs: Iterable[bool], n: int) -> float | None:
+        return round(sum(xs) / n, 4) if n else None
+
+    na, nu = len(answerable), len(unanswerable)
+    passages = [len(p["text"]) for r in results for p in r["passages"]]
+    return {
+        "questions": len(golds), "answerable": na, "unanswerable": nu, "k": k,
+        "hit@1": rate((r == 1 for r in ranks), na),
+        "hit@3": rate((r is not None and r <= 3 for r in ranks), na),
+        f"hit@{k}": rate((r is not None and r <= k for r in ranks), na),
+        f"mrr@{k}": round(sum(1 / r for r in ranks if r is not None and r <= k) / na, 4) if na else None,
+        "answer_accuracy": rate((answer_correct(r, g) for g, r in answerable), na),
+        "correct_abstentions": rate((r["abstained"] for _, r in unanswerable), nu),
+        "false_abstentions": rate((r["abstained"] for _, r in answerable), na),
+        "mean_passage_chars": round(sum(passages) / len(passages), 1) if passages else None,
+        "latency_ms_p50": round(percentile(latencies, 0.5) * 1000, 2),
+        "latency_ms_p95": round(percentile(latencies, 0.95) * 1000, 2),
+    }
+
+
+def per_question(golds: Sequence[GoldQuestion], results: Sequence[dict], k: int) -> list[dict]:
+    """One record per question: what was expected, what came back, and whether it was right."""
+    rows = []
+    for g, r in zip(golds, results):
+        rank = first_hit_rank(r, g) if g.answerable else None
+        ok = (rank == 1 and not r["abstained"]) if g.answerable else r["abstained"]
+        rows.append({
+            "id": g.id, "question": g.question, "expected": g.answer, "evidence": list(g.evidence),
+            "ok": ok, "hit_rank": rank, "abstained": r["abstained"],
+            "answer_correct": answer_correct(r, g) if g.answerable else None,
+            "answer": r["answer"]["text"] if r.get("answer") else None,
+            "top_passage": r["passages"][0]["text"] if r["passages"] else None,
+            "top_similarity": r["passages"][0]["dense"] if r["passages"] and "dense" in r["passages"][0] else None,
+        })
+    return rows
+
+
+THRESHOLDS = {  # option -> (metric, direction)
+    "min_hit1": ("hit@1", "min"),
+    "min_hit3": ("hit@3", "min"),
+    "min_answer_accuracy": ("answer_accuracy", "min"),
+    "min_correct_abstentions": ("correct_abstentions", "min"),
+    "max_false_abstentions": ("false_abstentions", "max"),
+}
+
+
+def check_thresholds(metrics: dict, limits: dict[str, float | None]) -> list[str]:
+    """Failures as sentences; empty when every given limit holds."""
+    failures = []
+    for option, limit in limits.items():
+        if limit is None:
+            continue
+        metric, direction = THRESHOLDS[option]
+        value = metrics.get(metric)
+        if value is None:
+            continue
+        if (direction == "min" and value < limit) or (direction == "max" and value > limit):
+            word = "below" if direction == "min" else "above"
+            failures.append(f"{metric} = {value} is {word} the limit {limit} (--{option.replace('_', '-')}).")
+    return failures
+
+
+def squad_corpus(path: str | Path) -> tuple[list, list[GoldQuestion]]:
+    """A SQuAD v1.1 or v2.0 file as a newsroom archive: one article per SQuAD article (its paragraphs
+    joined by blank lines; offsets refer to that text, not the JSON file) and one gold question per
+    question, whose evidence is its answers (v2.0's impossible questions are unanswerable)."""
+    import hashlib
+
+    from .types import Article, Paragraph
+
+    p = Path(path)
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))["data"]
+    except (OSError, ValueError, KeyError) as exc:
+        raise GoldSetError(f"{p}: not a SQuAD file ({exc}); expected {{\"data\": [{{\"title\", \"paragraphs\"}}]}}.") from None
+    articles, golds = [], []
+    for item in data:
+        aid = item["title"]
+        parts, paragraphs, pos = [], [], 0
+        for i, para in enumerate(item["paragraphs"]):
+            context = para["context"].strip()
+            if i:
+                parts.append("\n\n")
+                pos += 2
+            paragraphs.append(Paragraph(len(paragraphs) + 1, pos, pos + len(context)))
+            parts.append(context)
+            pos += len(context)
+            for qa in para["qas"]:
+                answers = tuple(dict.fromkeys(a["text"] for a in qa.get("answers", []) if a["text"].strip()))
+                impossible = qa.get("is_impossible", False) or not answers
+                golds.append(GoldQuestion(qa["id"], qa["question"], None if impossible else answers[0],
+                                          () if impossible else answers, aid))
+        raw = "".join(parts)
+        sha = hashlib.sha256(raw.encode()).hexdigest()
+        articles.append(Article(aid, str(p.resolve()), raw, sha, aid.replace("_", " "), None, tuple(paragraphs)))
+    return articles, golds
+
+
+def sample(golds: Sequence[GoldQuestion], n: int | None, seed: int) -> list[GoldQuestion]:
+    import random
+
+    if n is None or n >= len(golds):
+        return list(golds)
+    return random.Random(seed).sample(list(golds), n)
