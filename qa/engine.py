@@ -14,12 +14,14 @@ from pathlib import Path
 
 from .articles import read_corpus
 from .config import Settings, resolve_settings
-from .embedding import Embedder, make_embedder
+import numpy as np
+
+from .embedding import Embedder, content_mask, make_embedder
 from .errors import IndexMissingError, QuestionError, StaleIndexError
-from .retrieval import FusionMethod, Retriever
+from .retrieval import FusionMethod, Query, Retriever
 from .store import FORMAT_VERSION, StoredIndex, build_index, load_index, read_manifest, save_index
 from .types import Answer, Article
-from .answer import compose_answer
+from .answer import ANSWER_FROM_TOP, compose_answer
 
 Log = Callable[[str], None]
 
@@ -61,24 +63,27 @@ class Engine:
     """Load once, then `ask` many times."""
 
     def __init__(self, index: StoredIndex, embedder: Embedder, settings: Settings,
-                 method: FusionMethod = "convex") -> None:
+                 method: FusionMethod = "hybrid") -> None:
         self.index = index
         self.embedder = embedder
         self.settings = settings
-        self.retriever = Retriever(index, dense_weight=settings.dense_weight, candidates=settings.candidates, method=method)
+        self.retriever = Retriever(index, dense_weight=settings.dense_weight, maxsim_weight=settings.maxsim_weight,
+                                   candidates=settings.candidates, rerank=settings.rerank, method=method)
 
     # --- opening ------------------------------------------------------------------------------------
 
     @staticmethod
     def chunking_settings(settings: Settings, embedder: Embedder) -> dict:
         from .chunking import SPLITTER_VERSION
+        from .lexical import LEXICAL_VERSION
 
-        return {"max_tokens": embedder.max_tokens, "max_sentences": settings.max_sentences, "splitter": SPLITTER_VERSION}
+        return {"max_tokens": embedder.max_tokens, "max_sentences": settings.max_sentences, "splitter": SPLITTER_VERSION,
+                "lexical": LEXICAL_VERSION}
 
     @classmethod
     def open(cls, settings: Settings | None = None, *, articles: Sequence[Article] | None = None,
              sources: Sequence[str] | None = None, embedder: Embedder | None = None, force: bool = False,
-             progress: bool = False, log: Log = _stderr, method: FusionMethod = "convex") -> Engine:
+             progress: bool = False, log: Log = _stderr, method: FusionMethod = "hybrid") -> Engine:
         """Open the index in `settings.index_dir` for the corpus, building or refreshing it when needed.
 
         The corpus is `articles` if given (already read, e.g. from SQuAD), else the files under
@@ -130,9 +135,13 @@ class Engine:
 
     # --- asking -------------------------------------------------------------------------------------
 
-    def is_known_word(self, word: str) -> bool:
-        known = getattr(self.embedder, "is_known_word", None)
-        return bool(known(word)) if known else True
+    def query(self, text: str) -> Query:
+        """Correct typos against the articles' words, then encode once: vector and content pieces."""
+        corrected, _fixes = self.index.lexical.correct(text, self.embedder.is_known_word)
+        enc = self.embedder.encode([corrected])
+        tokens = enc.tokens[0][content_mask(corrected, enc.offsets[0])]
+        tokens = tokens / np.maximum(np.linalg.norm(tokens, axis=1, keepdims=True), 1e-12)
+        return Query(corrected, enc.vectors[0], tokens.astype(np.float32))
 
     def ask(self, question: object, k: int | None = None) -> Answer:
         """Answer one question. Raises QuestionError for an empty, too long or non-text question."""
@@ -140,10 +149,9 @@ class Engine:
         k = k or self.settings.top_k
         if not 1 <= k <= 50:
             raise QuestionError(f"k must be between 1 and 50, not {k}.")
-        corrected, _fixes = self.index.lexical.correct(text, self.is_known_word)
-        qvec = self.embedder.encode([corrected])[0]
-        hits = self.retriever.search(corrected, qvec, k)
-        return compose_answer(text, hits, self.index, abstain_below=self.settings.abstain_below)
+        query = self.query(text)
+        hits = self.retriever.search(query, max(k, ANSWER_FROM_TOP))
+        return compose_answer(text, hits, self.index, k=k, abstain_below=self.settings.abstain_below, corrected=query.text)
 
     def ask_many(self, questions: Iterable[str], k: int | None = None) -> Iterable[Answer]:
         for q in questions:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -30,10 +31,21 @@ def _stemmer():
     return Stemmer.Stemmer("english")
 
 
+LEXICAL_VERSION = 2  # bump when tokenization changes: indexes built before are rebuilt
+
+
+def fold(text: str) -> str:
+    """Lower case without accents: "Gospić" and "gospic" are one word."""
+    text = text.lower()
+    if text.isascii():
+        return text
+    return "".join(ch for ch in unicodedata.normalize("NFKD", text) if not unicodedata.combining(ch))
+
+
 def words(text: str) -> list[str]:
-    """Lower-cased words, curly apostrophes folded, possessive 's dropped."""
+    """Lower-cased, accent-folded words, curly apostrophes folded, possessive 's dropped."""
     out = []
-    for w in _WORD.findall(text.lower()):
+    for w in _WORD.findall(fold(text)):
         w = w.replace("’", "'")
         if w.endswith("'s"):
             w = w[:-2]
@@ -57,6 +69,7 @@ class LexicalIndex:
     def __init__(self, bm25, vocabulary: dict[str, int]) -> None:
         self.bm25 = bm25
         self.vocabulary = vocabulary  # surface word -> passages containing it
+        self._words = list(vocabulary)
         self._by_first: dict[str, list[str]] = {}
         for w in vocabulary:
             if w:
@@ -99,35 +112,34 @@ class LexicalIndex:
         return np.asarray(self.bm25.get_scores(list(tokens)), dtype=np.float32)
 
     def correct(self, question: str, is_known_word: Callable[[str], bool]) -> tuple[str, dict[str, str]]:
-        """Replace words that are neither in the articles nor known to the model's vocabulary by the
-        closest article word (one edit for words of 4-6 letters, two from 7). Returns the corrected
-        question and the replacements."""
+        """Replace words that are neither in the articles nor whole words of the model's vocabulary by the
+        closest article word (one edit for words of 4-6 letters, two from 7; a swap of two letters is one
+        edit). Returns the corrected question and the replacements."""
+        from rapidfuzz import process
         from rapidfuzz.distance import OSA
 
         fixes: dict[str, str] = {}
 
         def fix(match: re.Match[str]) -> str:
             word = match.group(0)
-            low = word.lower().replace("’", "'")
+            stem, suffix = (word[:-2], word[-2:]) if word.lower().endswith(("'s", "’s")) else (word, "")
+            low = fold(stem)
             if (
                 len(low) < 4 or not low.isalpha() or low in STOPWORDS or low in self.vocabulary
                 or low.rstrip("s") in self.vocabulary or is_known_word(low)
             ):
                 return word
             limit = 1 if len(low) < 7 else 2
-            best, best_d, best_n = None, limit + 1, 0
-            # one edit: the first letter is kept; two edits: any article word of similar length
-            candidates = self._by_first.get(low[0], []) if limit == 1 else self.vocabulary
-            for cand in candidates:
-                if abs(len(cand) - len(low)) > limit:
-                    continue
-                d = OSA.distance(low, cand, score_cutoff=limit)  # a swap of two letters is one edit
-                if d < best_d or (d == best_d and self.vocabulary[cand] > best_n):
-                    best, best_d, best_n = cand, d, self.vocabulary[cand]
-            if best is None:
+            pool = self._by_first.get(low[0], []) if limit == 1 else self._words
+            found = process.extract(low, pool, scorer=OSA.distance, score_cutoff=limit, limit=8)
+            if not found:
                 return word
-            fixes[word] = best
-            return best
+            best_d = min(d for _, d, _ in found)
+            best = max((w for w, d, _ in found if d == best_d), key=lambda w: self.vocabulary[w])
+            if stem[:1].isupper():
+                best = best.capitalize() if not stem.isupper() else best.upper()
+            fixes[word] = best + suffix
+            return best + suffix
 
         corrected = _WORD.sub(fix, question)
         return corrected, fixes

@@ -1,12 +1,14 @@
-"""Hybrid retrieval: dense (FAISS) and BM25 over the same passages, fused, near-duplicates collapsed.
+"""Hybrid retrieval: dense (FAISS) and BM25 propose, late interaction (MaxSim) reranks.
 
-Scores, per candidate passage (the union of each retriever's top `candidates`):
+For each candidate passage (the union of each retriever's top `candidates`):
 - dense: cosine of question and passage vectors;
-- sentence: the best cosine of the question with one of the passage's sentences;
-- lexical: BM25 divided by the best BM25 of this question (1.0 for the best lexical match).
-fused = w * max(dense, sentence) + (1 - w) * lexical. The fusion method and weight were chosen by
-measurement (README, "How the settings were chosen"); `method="rrf"` keeps reciprocal rank fusion for
-comparison.
+- sentence: best cosine of the question with one of the passage's sentences;
+- lexical: BM25 divided by the best BM25 of this question (1.0 for the best lexical match);
+- maxsim: mean, over the question's content word pieces, of the best cosine with one of the passage's
+  content word pieces (ColBERT-style late interaction on the model's contextual piece vectors).
+first = w * max(dense, sentence) + (1 - w) * lexical ranks the candidates; the best `rerank` of them are
+ordered by a * maxsim + (1 - a) * first. Method and weights were chosen by measurement (README, "How the
+settings were chosen"); the other methods stay for comparison.
 """
 
 from __future__ import annotations
@@ -19,9 +21,27 @@ import numpy as np
 from .lexical import tokenize
 from .store import StoredIndex
 
-FusionMethod = Literal["convex", "rrf", "dense", "bm25"]
+FusionMethod = Literal["hybrid", "convex", "rrf", "dense", "bm25"]
 DUPLICATE_COSINE = 0.97  # passages this close are the same text (syndicated copies, repeated quotes)
 RRF_K = 60
+
+
+@dataclass(frozen=True)
+class Query:
+    text: str  # after typo correction
+    vector: np.ndarray  # (dim,) unit
+    tokens: np.ndarray  # (content pieces, dim) unit rows
+
+
+@dataclass(frozen=True)
+class Candidates:
+    """Feature arrays over candidate passage rows (the tuning harness recombines them)."""
+
+    rows: np.ndarray
+    dense: np.ndarray
+    sentence: np.ndarray
+    lexical: np.ndarray
+    sentence_scores: list[np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -31,6 +51,7 @@ class Hit:
     dense: float  # passage cosine
     sentence: float  # best sentence cosine
     lexical: float  # BM25 / best BM25
+    maxsim: float
     sentence_scores: tuple[float, ...]  # cosine of each sentence of the passage
 
 
@@ -42,64 +63,89 @@ def _top(scores: np.ndarray, n: int) -> np.ndarray:
     return part[np.argsort(-scores[part], kind="stable")]
 
 
+def maxsim(index: StoredIndex, query: Query, row: int) -> float:
+    t0, t1 = index.token_first[row], index.token_first[row + 1]
+    if len(query.tokens) == 0 or t1 == t0:
+        return float("nan")
+    sims = query.tokens @ index.token_vectors[t0:t1].astype(np.float32).T
+    return float(sims.max(axis=1).mean())
+
+
 class Retriever:
-    def __init__(self, index: StoredIndex, *, dense_weight: float = 0.6, candidates: int = 50,
-                 method: FusionMethod = "convex") -> None:
+    def __init__(self, index: StoredIndex, *, dense_weight: float = 0.6, maxsim_weight: float = 0.7,
+                 candidates: int = 50, rerank: int = 20, method: FusionMethod = "hybrid") -> None:
         self.index = index
         self.dense_weight = dense_weight
+        self.maxsim_weight = maxsim_weight
         self.candidates = candidates
+        self.rerank = rerank
         self.method = method
 
-    def search(self, question: str, qvec: np.ndarray, k: int) -> list[Hit]:
-        """The k best passages for a question (text for BM25, unit vector for dense), best first."""
+    def candidates_for(self, query: Query) -> Candidates:
         index = self.index
         n = len(index.chunks)
-        if n == 0:
-            return []
-        q = np.asarray(qvec, dtype=np.float32).reshape(1, -1)
+        q = query.vector.reshape(1, -1).astype(np.float32)
         c = min(self.candidates, n)
-        d_scores, d_rows = index.faiss_index.search(q, c)
+        _, d_rows = index.faiss_index.search(q, c)
         d_rows = d_rows[0][d_rows[0] >= 0]
-        bm25 = index.lexical.scores(tokenize(question))
-        l_rows = _top(bm25, c) if bm25.max() > 0 else np.zeros(0, dtype=np.int64)
+        bm25 = index.lexical.scores(tokenize(query.text))
+        best_bm25 = float(bm25.max()) if n else 0.0
+        l_rows = _top(bm25, c) if best_bm25 > 0 else np.zeros(0, dtype=np.int64)
         rows = np.unique(np.concatenate([d_rows, l_rows]).astype(np.int64))
         dense = index.passage_vectors[rows] @ q[0]
-        best_bm25 = float(bm25.max())
         lexical = bm25[rows] / best_bm25 if best_bm25 > 0 else np.zeros(len(rows), np.float32)
-        sent_all = []
-        sentence = np.empty(len(rows), np.float32)
-        for i, r in enumerate(rows):
-            s = index.sentence_vectors[index.sentence_first[r] : index.sentence_first[r + 1]] @ q[0]
-            sent_all.append(s)
-            sentence[i] = s.max()
-        semantic = np.maximum(dense, sentence)
-        if self.method == "convex":
-            fused = self.dense_weight * semantic + (1 - self.dense_weight) * lexical
-        elif self.method == "dense":
-            fused = dense
-        elif self.method == "bm25":
-            fused = lexical + 1e-6 * dense
-        else:  # plain reciprocal rank fusion of the two lists
-            d_rank = {int(r): i for i, r in enumerate(d_rows)}
-            l_rank = {int(r): i for i, r in enumerate(l_rows)}
-            fused = np.array([
-                (1 / (RRF_K + 1 + d_rank[int(r)]) if int(r) in d_rank else 0.0)
-                + (1 / (RRF_K + 1 + l_rank[int(r)]) if int(r) in l_rank else 0.0) for r in rows
-            ])
-        order = np.argsort(-fused, kind="stable")
+        sentence_scores = [index.sentence_vectors[index.sentence_first[r] : index.sentence_first[r + 1]] @ q[0] for r in rows]
+        sentence = np.array([s.max() for s in sentence_scores], dtype=np.float32)
+        return Candidates(rows, dense, sentence, lexical, sentence_scores)
+
+    def first_stage(self, cands: Candidates, d_rank=None) -> np.ndarray:
+        semantic = np.maximum(cands.dense, cands.sentence)
+        if self.method in ("hybrid", "convex"):
+            return self.dense_weight * semantic + (1 - self.dense_weight) * cands.lexical
+        if self.method == "dense":
+            return cands.dense
+        if self.method == "bm25":
+            return cands.lexical + 1e-6 * cands.dense
+        # plain reciprocal rank fusion of the two rankings
+        out = np.zeros(len(cands.rows))
+        for scores in (cands.dense, cands.lexical):
+            ranks = np.empty(len(scores))
+            ranks[np.argsort(-scores, kind="stable")] = np.arange(len(scores))
+            out += 1 / (RRF_K + 1 + ranks)
+        return out
+
+    def search(self, query: Query, k: int) -> list[Hit]:
+        """The k best passages for a question, best first, near-duplicates collapsed."""
+        index = self.index
+        if not index.chunks:
+            return []
+        cands = self.candidates_for(query)
+        first = self.first_stage(cands)
+        order = np.argsort(-first, kind="stable")
+        late = np.full(len(cands.rows), np.nan)
+        score = first.astype(np.float64).copy()
+        if self.method == "hybrid":
+            top = order[: max(self.rerank, k)]
+            for i in top:
+                late[i] = maxsim(index, query, int(cands.rows[i]))
+            a = self.maxsim_weight
+            score[top] = [a * late[i] + (1 - a) * first[i] if not np.isnan(late[i]) else first[i] for i in top]
+            rest = np.setdiff1d(np.arange(len(cands.rows)), top)
+            score[rest] = first[rest] - 10.0  # below every reranked passage
+            order = np.argsort(-score, kind="stable")
         hits: list[Hit] = []
         kept_vectors: list[np.ndarray] = []
         seen_text: set[str] = set()
         for i in order:
-            r = int(rows[i])
+            r = int(cands.rows[i])
             text = " ".join(index.chunks[r].text.lower().split())
             vec = index.passage_vectors[r]
             if text in seen_text or any(float(v @ vec) >= DUPLICATE_COSINE for v in kept_vectors):
                 continue  # a near-duplicate of a better passage
             seen_text.add(text)
             kept_vectors.append(vec)
-            hits.append(Hit(r, float(fused[i]), float(dense[i]), float(sentence[i]), float(lexical[i]),
-                            tuple(float(x) for x in sent_all[i])))
+            hits.append(Hit(r, float(score[i]), float(cands.dense[i]), float(cands.sentence[i]), float(cands.lexical[i]),
+                            float(late[i]), tuple(float(x) for x in cands.sentence_scores[i])))
             if len(hits) == k:
                 break
         return hits

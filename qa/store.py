@@ -20,7 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .chunking import SPLITTER_VERSION, chunk_article
+from .chunking import chunk_article
+from .embedding import content_mask
 from .errors import IndexCorruptError, IndexMissingError
 from .lexical import LexicalIndex
 from .types import Article, ArticleInfo, Chunk, Span
@@ -28,6 +29,15 @@ from .types import Article, ArticleInfo, Chunk, Span
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 REBUILD_HINT = "rebuild it with `qa build` (or delete the folder and run `qa build ARTICLES...`)"
+
+
+@dataclass(frozen=True)
+class ChunkVectors:
+    """What the model gives for one passage: its vector, one per sentence, and its content word pieces."""
+
+    passage: np.ndarray  # (dim,)
+    sentences: np.ndarray  # (sentences, dim)
+    tokens: np.ndarray  # (content pieces, dim) float16, unit rows
 
 
 @dataclass
@@ -42,14 +52,22 @@ class StoredIndex:
     chunks: list[Chunk]
     passage_vectors: np.ndarray  # (passages, dim), unit rows
     sentence_vectors: np.ndarray  # (sentences, dim), one row per sentence of each chunk, in order
+    token_vectors: np.ndarray  # (pieces, dim) float16: content word pieces of each chunk, in order
+    token_counts: np.ndarray  # (passages,) pieces per chunk
     lexical: LexicalIndex
     manifest: dict = field(default_factory=dict)
     _faiss: object = None
-    sentence_owner: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        self.sentence_owner = np.repeat(np.arange(len(self.chunks)), [len(c.sentences) for c in self.chunks])
-        self.sentence_first = np.concatenate([[0], np.cumsum([len(c.sentences) for c in self.chunks])]).astype(np.int64)
+        counts = [len(c.sentences) for c in self.chunks]
+        self.sentence_owner = np.repeat(np.arange(len(self.chunks)), counts)
+        self.sentence_first = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
+        self.token_first = np.concatenate([[0], np.cumsum(self.token_counts)]).astype(np.int64)
+
+    def vectors_of(self, row: int) -> ChunkVectors:
+        s0, s1 = self.sentence_first[row], self.sentence_first[row + 1]
+        t0, t1 = self.token_first[row], self.token_first[row + 1]
+        return ChunkVectors(self.passage_vectors[row], self.sentence_vectors[s0:s1], self.token_vectors[t0:t1])
 
     @property
     def faiss_index(self):
@@ -76,6 +94,32 @@ def _abs(path: str, base: Path) -> str:
     return str(p if p.is_absolute() else (base / p).resolve())
 
 
+def _unit(x: np.ndarray) -> np.ndarray:
+    return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
+
+
+def embed_chunks(chunks: Sequence[Chunk], embedder, *, progress: bool = False, batch: int = 256) -> list[ChunkVectors]:
+    """One forward pass per passage. Sentence vectors are the mean of the sentence's word-piece vectors
+    in the context of its passage; a one-sentence passage's sentence vector is its passage vector."""
+    out: list[ChunkVectors] = []
+    for b0 in range(0, len(chunks), batch):
+        part = chunks[b0 : b0 + batch]
+        enc = embedder.encode([c.text for c in part], progress=progress and len(chunks) > batch)
+        for c, vec, tok, offs in zip(part, enc.vectors, enc.tokens, enc.offsets):
+            if len(c.sentences) == 1:
+                sentences = vec[None, :]
+            else:
+                rows = []
+                for s in c.sentences:
+                    a, b = s.start - c.start, s.end - c.start
+                    inside = (offs[:, 0] >= a) & (offs[:, 1] <= b) & (offs[:, 1] > offs[:, 0])
+                    rows.append(_unit(tok[inside].mean(0)) if inside.any() else vec)
+                sentences = np.stack(rows).astype(np.float32)
+            keep = content_mask(c.text, offs)
+            out.append(ChunkVectors(vec, sentences, _unit(tok[keep]).astype(np.float16)))
+    return out
+
+
 def build_index(
     articles: Sequence[Article],
     *,
@@ -89,73 +133,41 @@ def build_index(
 ) -> StoredIndex:
     """Chunk and embed `articles`. Articles whose file is unchanged since `previous` (same sha256, same
     model and chunking) keep their passages and vectors: only changed articles are embedded."""
-    reusable: dict[str, tuple[list[int], ArticleInfo]] = {}
+    old_rows: dict[tuple[str, str], list[int]] = {}
     if previous is not None and previous.model == model and previous.chunking == chunking:
-        rows: dict[str, list[int]] = {}
         for i, c in enumerate(previous.chunks):
-            rows.setdefault(c.article_id, []).append(i)
-        for a in previous.articles.values():
-            reusable[a.sha256 + a.id] = (rows.get(a.id, []), a)
-
+            info = previous.articles[c.article_id]
+            old_rows.setdefault((info.id, info.sha256), []).append(i)
     chunks: list[Chunk] = []
-    kept_rows: list[tuple[int, np.ndarray, np.ndarray]] = []  # (position in `chunks`, passage vector, sentence vectors)
+    vectors: list[ChunkVectors | None] = []
     infos: dict[str, ArticleInfo] = {}
-    to_embed: list[tuple[int, Chunk]] = []  # (position in `chunks`, chunk)
     for article in articles:
         infos[article.id] = ArticleInfo(article.id, article.path, article.title, article.date, article.sha256)
-        kept = reusable.get(article.sha256 + article.id)
+        kept = old_rows.get((article.id, article.sha256))
         if kept is not None:
-            for row in kept[0]:
-                chunks.append(previous.chunks[row])
-                s0, s1 = previous.sentence_first[row], previous.sentence_first[row + 1]
-                kept_rows.append((len(chunks) - 1, previous.passage_vectors[row], previous.sentence_vectors[s0:s1]))
+            chunks.extend(previous.chunks[r] for r in kept)
+            vectors.extend(previous.vectors_of(r) for r in kept)
             continue
-        for c in chunk_article(
-            article, max_tokens=chunking["max_tokens"], count_tokens=embedder.count_tokens,
-            max_sentences=chunking["max_sentences"],
-        ):
-            chunks.append(c)
-            to_embed.append((len(chunks) - 1, c))
-    reused = len(chunks) - len(to_embed)
-    if to_embed:
-        log(f"Embedding {len(to_embed)} passages of {len(articles)} article(s)" + (f" ({reused} passages reused)" if reused else ""))
-    vectors, sentence_vectors = embed_chunks([c for _, c in to_embed], embedder, progress=progress)
-    dim = vectors.shape[1] if to_embed else (previous.dimension if kept_rows else embedder.dimension)
-    passage_rows = np.zeros((len(chunks), dim), dtype=np.float32)
-    sentence_rows: list[np.ndarray] = [np.zeros((0, dim), np.float32)] * len(chunks)
-    for pos, pvec, svecs in kept_rows:
-        passage_rows[pos] = pvec
-        sentence_rows[pos] = svecs
-    s_at = 0
-    for j, (pos, c) in enumerate(to_embed):
-        passage_rows[pos] = vectors[j]
-        sentence_rows[pos] = sentence_vectors[s_at : s_at + len(c.sentences)]
-        s_at += len(c.sentences)
-    all_sentences = np.concatenate(sentence_rows) if chunks else np.zeros((0, dim), np.float32)
-    lexical = LexicalIndex.build([c.text for c in chunks])
+        new = chunk_article(article, max_tokens=chunking["max_tokens"], count_tokens=embedder.count_tokens,
+                            max_sentences=chunking["max_sentences"])
+        chunks.extend(new)
+        vectors.extend([None] * len(new))
+    todo = [i for i, v in enumerate(vectors) if v is None]
+    if todo:
+        reused = len(chunks) - len(todo)
+        log(f"Embedding {len(todo)} passages" + (f" ({reused} reused from the previous index)" if reused else ""))
+        for i, v in zip(todo, embed_chunks([chunks[i] for i in todo], embedder, progress=progress)):
+            vectors[i] = v
+    dim = len(vectors[0].passage) if vectors else embedder.dimension
+    empty = np.zeros((0, dim), np.float32)
     return StoredIndex(
-        model=model, dimension=dim, chunking=dict(chunking), sources=list(sources), articles=infos,
-        chunks=chunks, passage_vectors=passage_rows, sentence_vectors=np.ascontiguousarray(all_sentences), lexical=lexical,
+        model=model, dimension=dim, chunking=dict(chunking), sources=list(sources), articles=infos, chunks=chunks,
+        passage_vectors=np.ascontiguousarray(np.stack([v.passage for v in vectors]) if vectors else empty, dtype=np.float32),
+        sentence_vectors=np.ascontiguousarray(np.concatenate([v.sentences for v in vectors]) if vectors else empty, dtype=np.float32),
+        token_vectors=np.ascontiguousarray(np.concatenate([v.tokens for v in vectors]) if vectors else empty, dtype=np.float16),
+        token_counts=np.array([len(v.tokens) for v in vectors], dtype=np.int64),
+        lexical=LexicalIndex.build([c.text for c in chunks]),
     )
-
-
-def embed_chunks(chunks: Sequence[Chunk], embedder, *, progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Passage vectors, and one vector per sentence. A one-sentence passage's sentence vector is its
-    passage vector, so only sentences of longer passages are embedded again."""
-    texts = [c.text for c in chunks]
-    extra = [c.text[s.start - c.start : s.end - c.start] for c in chunks if len(c.sentences) > 1 for s in c.sentences]
-    vectors = embedder.encode(texts + extra, progress=progress) if texts else np.zeros((0, 1), np.float32)
-    passage = vectors[: len(texts)]
-    extra_vectors = vectors[len(texts) :]
-    parts, e = [], 0
-    for i, c in enumerate(chunks):
-        if len(c.sentences) > 1:
-            parts.append(extra_vectors[e : e + len(c.sentences)])
-            e += len(c.sentences)
-        else:
-            parts.append(passage[i : i + 1])
-    sentences = np.concatenate(parts) if parts else np.zeros((0, passage.shape[1] if passage.ndim == 2 else 1), np.float32)
-    return passage, sentences
 
 
 # --- on disk ---------------------------------------------------------------------------------------
@@ -181,9 +193,9 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def _chunk_row(c: Chunk) -> dict:
+def _chunk_row(c: Chunk, tokens: int) -> dict:
     return {"article": c.article_id, "paragraph": c.paragraph, "start": c.start, "end": c.end,
-            "sentences": [[s.start, s.end] for s in c.sentences], "text": c.text}
+            "sentences": [[s.start, s.end] for s in c.sentences], "tokens": tokens, "text": c.text}
 
 
 def save_index(index: StoredIndex, folder: Path) -> dict:
@@ -192,18 +204,20 @@ def save_index(index: StoredIndex, folder: Path) -> dict:
 
     folder.mkdir(parents=True, exist_ok=True)
     base = folder.resolve().parent
-    passages_text = "".join(json.dumps(_chunk_row(c), ensure_ascii=False) + "\n" for c in index.chunks)
+    passages_text = "".join(json.dumps(_chunk_row(c, int(n)), ensure_ascii=False) + "\n" for c, n in zip(index.chunks, index.token_counts))
     gen = hashlib.sha256((index.model + json.dumps(index.chunking, sort_keys=True) + passages_text).encode()).hexdigest()[:12]
     gen = f"{gen}-{os.getpid()}-{time.time_ns() % 10**6}"
     names = {
         "passages": f"passages-{gen}.jsonl",
         "dense": f"dense-{gen}.faiss",
         "sentences": f"sentences-{gen}.npy",
+        "tokens": f"tokens-{gen}.npy",
         "lexical": f"lexical-{gen}",
     }
     (folder / names["passages"]).write_text(passages_text, encoding="utf-8")
     faiss.write_index(index.faiss_index, str(folder / names["dense"]))
     np.save(folder / names["sentences"], index.sentence_vectors, allow_pickle=False)
+    np.save(folder / names["tokens"], index.token_vectors, allow_pickle=False)
     index.lexical.save(folder / names["lexical"])
     files: dict[str, dict] = {}
     for key, name in names.items():
@@ -235,7 +249,7 @@ def save_index(index: StoredIndex, folder: Path) -> dict:
     os.replace(tmp, folder / MANIFEST)  # the commit point
     keep = set(names.values()) | {MANIFEST}
     for entry in folder.iterdir():
-        if entry.name not in keep and (entry.name.split("-")[0] in {"passages", "dense", "sentences", "lexical"} or entry.name.startswith(f".{MANIFEST}")):
+        if entry.name not in keep and (entry.name.split("-")[0] in {"passages", "dense", "sentences", "tokens", "lexical"} or entry.name.startswith(f".{MANIFEST}")):
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
     index.manifest = manifest
     return manifest
@@ -267,25 +281,28 @@ def load_index(folder: Path, manifest: dict | None = None) -> StoredIndex:
             raise IndexCorruptError(f"{f} is truncated or corrupt (its size or sha256 differs from {MANIFEST}); {REBUILD_HINT}.")
     parts = manifest["parts"]
     try:
-        chunks = []
+        chunks, token_counts = [], []
         with (folder / parts["passages"]).open(encoding="utf-8") as fh:
             for line in fh:
                 r = json.loads(line)
+                token_counts.append(r["tokens"])
                 chunks.append(Chunk(r["article"], r["paragraph"], r["start"], r["end"], r["text"],
                                     tuple(Span(s, e) for s, e in r["sentences"])))
         dense = faiss.read_index(str(folder / parts["dense"]))
         passage_vectors = dense.reconstruct_n(0, dense.ntotal) if dense.ntotal else np.zeros((0, dense.d), np.float32)
         sentence_vectors = np.load(folder / parts["sentences"], allow_pickle=False)
+        token_vectors = np.load(folder / parts["tokens"], allow_pickle=False)
         lexical = LexicalIndex.load(folder / parts["lexical"])
         articles = {a["id"]: ArticleInfo(a["id"], _abs(a["path"], base), a["title"], a["date"], a["sha256"]) for a in manifest["articles"]}
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise IndexCorruptError(f"The index in {folder}/ cannot be read ({type(exc).__name__}: {exc}); {REBUILD_HINT}.") from None
-    if dense.ntotal != len(chunks) or len(sentence_vectors) != sum(len(c.sentences) for c in chunks):
+    if (dense.ntotal != len(chunks) or len(sentence_vectors) != sum(len(c.sentences) for c in chunks)
+            or len(token_vectors) != sum(token_counts)):
         raise IndexCorruptError(f"The index in {folder}/ is inconsistent (vector and passage counts differ); {REBUILD_HINT}.")
     index = StoredIndex(
         model=manifest["model"]["name"], dimension=int(manifest["model"]["dimension"]), chunking=manifest["chunking"],
         sources=[_abs(s, base) for s in manifest["sources"]], articles=articles, chunks=chunks,
         passage_vectors=np.ascontiguousarray(passage_vectors, dtype=np.float32), sentence_vectors=sentence_vectors,
-        lexical=lexical, manifest=manifest, _faiss=dense,
+        token_vectors=token_vectors, token_counts=np.asarray(token_counts, dtype=np.int64), lexical=lexical, manifest=manifest, _faiss=dense,
     )
     return index

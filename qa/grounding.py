@@ -1,0 +1,83 @@
+"""Is the question about something the article actually states? Two general checks.
+
+- Names: a capitalised word of the question (not its first word) that no passage contains, even after
+  typo correction, is something the articles never mention ("New York", "Lightfoot").
+- Answer type: some questions ask for a kind of fact ("how many" -> a number, "when" -> a time,
+  "how old" -> an age, "how much ... cost" -> an amount of money). The answer sentence must hold one;
+  when no top sentence does, the article does not give that fact.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Literal
+
+AnswerType = Literal["number", "time", "age", "money"]
+
+_NUMBER_WORDS = (
+    "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
+    "eighteen nineteen twenty thirty forty fifty sixty seventy eighty ninety hundred hundreds thousand thousands "
+    "million millions billion dozen dozens several few many no none half single both couple"
+)
+_NUMBER = re.compile(r"\d|\b(" + "|".join(_NUMBER_WORDS.split()) + r")\b", re.IGNORECASE)
+_MONTHS = "january february march april may june july august september october november december jan feb mar apr jun jul aug sep sept oct nov dec"
+_TIME = re.compile(
+    r"\b(\d{1,2}(:\d{2})?\s*(a\.m\.|p\.m\.|am|pm)|\d{4}|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+    r"|today|tonight|yesterday|tomorrow|morning|afternoon|evening|night|week|weekend|month|year|years|decade|century"
+    r"|spring|summer|fall|autumn|winter|earlier|later|recently|since|until|ago|dawn|noon|midnight|"
+    + "|".join(_MONTHS.split()) + r")\b",
+    re.IGNORECASE,
+)
+_AGE = re.compile(
+    r"\b(\d{1,3}|" + "|".join(_NUMBER_WORDS.split()[:29]) + r")[- ](year|years|month|months|week|weeks|day|days)[- ]old\b"
+    r"|\bage(d| of)? \d{1,3}\b|\bages? (of )?\d|\bat \d{1,2}\b|\b\d0s\b|\bteen|\bminor\b|\binfant|\bborn\b",
+    re.IGNORECASE,
+)
+_MONEY = re.compile(r"[$€£¥]\s?\d|\b\d[\d,.]*\s*(dollars|cents|euros|pounds|million|billion)\b|\bbudget\b", re.IGNORECASE)
+
+_TYPE_PATTERNS: dict[AnswerType, re.Pattern[str]] = {"number": _NUMBER, "time": _TIME, "age": _AGE, "money": _MONEY}
+
+
+def expected_type(question: str) -> AnswerType | None:
+    q = " ".join(question.lower().split())
+    if re.search(r"\bhow old\b|\b(what|which) age\b|\bage of\b|'s age\b|’s age\b", q):
+        return "age"
+    if re.search(r"\bhow much\b.*\b(cost|costs|spend|spent|pay|paid|money|worth|budget|fund|funding)\b|\bwhat did .* cost\b", q):
+        return "money"
+    if re.search(r"\bhow many\b|\bwhat number of\b|\bhow much\b", q):
+        return "number"
+    if re.search(r"^(when|since when|until when)\b|\b(what|which) (day|date|time|year|month|week)\b|\bwhat time\b", q):
+        return "time"
+    return None
+
+
+def has_type(text: str, kind: AnswerType) -> bool:
+    return bool(_TYPE_PATTERNS[kind].search(text))
+
+
+_NAME = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w’'-]*)*")
+
+
+def _known(word: str, known: set[str] | dict[str, int]) -> bool:
+    """Every part of a (possibly hyphenated) word is in `known`, allowing for plural and possessive."""
+    from .lexical import words
+
+    return all(w in known or w.rstrip("s") in known or w + "s" in known or w + "es" in known for w in words(word))
+
+
+def unmatched_names(question: str, known: set[str] | dict[str, int]) -> list[str]:
+    """Runs of capitalised words in the question (its first word aside) with a word no passage contains."""
+    missing = []
+    for m in _NAME.finditer(question):
+        words = m.group(0).split()
+        if m.start() == len(question) - len(question.lstrip(" \t\"'“‘(")):
+            words = words[1:]  # the question's first word is capitalised anyway
+        # short all-caps words are mostly common acronyms (TV, US, CEO), not names an article must carry
+        names = [w for w in words if w[0].isupper() and not (w.isupper() and len(w) <= 3)]
+        if any(not _known(w, known) for w in names):
+            name = " ".join(w for w in words if w[0].isupper())
+            name = re.sub(r"['’]s$", "", name)
+            if name and name not in missing:
+                missing.append(name)
+    return missing
