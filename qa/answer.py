@@ -1,9 +1,9 @@
 """Hits -> Answer: the answer sentence verbatim, numbered citations, honest abstention.
 
-The answer is the best sentence of the top passages: its cosine with the question plus a share of its
-passage's score. When the question asks for a kind of fact (a number, a time, an age, an amount of money),
-only sentences that hold one compete, and passages that hold one move ahead of those that do not among the
-top three. The engine abstains, and says why, when
+The answer is the best sentence of the top passage, scored like passages are (late interaction and
+cosine, per sentence). When the question asks for a kind of fact (a number, a time, an age, an amount of
+money), passages that hold one move ahead of those that do not among the top three, and only sentences
+that hold one can be the answer. The engine abstains, and says why, when
 - no passage is semantically close (best cosine below `abstain_below`: a value that means the same for
   every question, unlike a fusion score), or
 - the question names something no passage mentions, or
@@ -21,8 +21,7 @@ from .retrieval import Hit
 from .store import StoredIndex
 from .types import Answer, Citation, Passage
 
-ANSWER_FROM_TOP = 3  # passages whose sentences compete for the answer
-PASSAGE_SHARE = 0.5  # weight of the passage's score in a sentence's score
+ANSWER_FROM_TOP = 3  # passages reordered by answer type; the answer comes from the first of them
 _TYPE_WORDS = {"number": "a number", "time": "a time or date", "age": "an age", "money": "an amount of money"}
 
 
@@ -66,11 +65,10 @@ def compose_answer(question: str, hits: Sequence[Hit], index: StoredIndex, *, k:
             reason = "The articles never mention " + " or ".join(repr(m) for m in missing) + "."
 
     best: tuple[float, int, int] | None = None  # (score, rank, sentence index)
-    for rank, h in enumerate(hits[:ANSWER_FROM_TOP], start=1):
-        for i, cos in enumerate(h.sentence_scores):
+    for rank, h in enumerate(hits[:1], start=1):
+        for i, score in enumerate(h.sentence_scores):
             if kind is not None and not has_type(_sentence_text(index, h, i), kind):
                 continue
-            score = cos + PASSAGE_SHARE * h.score
             if best is None or score > best[0]:
                 best = (score, rank, i)
     if reason is None and best is None and hits:

@@ -16,7 +16,7 @@ def _settings(args: argparse.Namespace, **extra):
     from .config import resolve_settings
 
     return resolve_settings(
-        index_dir=getattr(args, "index", None), model=getattr(args, "model", None),
+        index_dir=getattr(args, "index", None), model=getattr(args, "model", None), backend=getattr(args, "backend", None),
         rebuild="never" if getattr(args, "no_rebuild", False) else None, **extra,
     )
 
@@ -30,9 +30,15 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     settings = _settings(args, articles=args.paths or None)
     t = time.perf_counter()
+    if not args.no_onnx and settings.backend != "torch":
+        from .engine import _stderr
+        from .onnx_backend import export_model
+
+        export_model(settings.model, settings.index_path, log=_stderr)
     engine = Engine.open(settings, force=args.force, progress=_progress())
     m = engine.index.manifest
-    print(f"{m['counts']['articles']} article(s), {m['counts']['passages']} passages, model {m['model']['name']}, "
+    print(f"{m['counts']['articles']} article(s), {m['counts']['passages']} passages, model {m['model']['name']} "
+          f"({engine.embedder.backend}), "
           f"index {settings.index_dir}/ ({time.perf_counter() - t:.1f} s)")
     return 0
 
@@ -115,7 +121,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         overrides = {k2: getattr(args, k2) for k2 in ("dense_weight", "maxsim_weight", "abstain_below", "max_sentences", "candidates", "rerank")}
         index = args.index or (".bench/squad-index" if args.squad else None)
-        settings = _settings(argparse.Namespace(index=index, model=args.model), **overrides)
+        settings = _settings(argparse.Namespace(index=index, model=args.model, backend=args.backend), **overrides)
         engine = Engine.open(settings, articles=articles, sources=[args.squad] if args.squad else None,
                              progress=_progress(), method=args.method)
         engine.ask(golds[0].question, k)  # warm-up: the first call pays one-off costs
@@ -163,10 +169,12 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--index", help="index folder (QA_INDEX_DIR; default index/)")
     common.add_argument("--model", help="sentence-transformers model name or path (QA_MODEL)")
+    common.add_argument("--backend", choices=["auto", "onnx", "torch"], help="query encoder (QA_BACKEND, default auto)")
 
     b = sub.add_parser("build", parents=[common], help="build or update the index")
     b.add_argument("paths", nargs="*", help="article files or folders (default: the index's own, else articles/)")
     b.add_argument("--force", action="store_true", help="re-embed everything")
+    b.add_argument("--no-onnx", action="store_true", help="do not export the model to ONNX (queries then use PyTorch)")
     b.set_defaults(func=cmd_build)
 
     a = sub.add_parser("ask", parents=[common], help="answer a question ('-' reads one per line from stdin)")

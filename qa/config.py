@@ -29,7 +29,7 @@ class Settings:
     max_question_chars: int = MAX_QUESTION_CHARS  # QA_MAX_QUESTION_CHARS
     # retrieval, chosen by measurement (README, "How the settings were chosen")
     dense_weight: float = 0.6  # QA_DENSE_WEIGHT; BM25 gets 1 - dense_weight
-    abstain_below: float = 0.30  # QA_ABSTAIN_BELOW: best dense cosine under which we abstain
+    abstain_below: float = 0.22  # QA_ABSTAIN_BELOW: best semantic cosine under which we abstain
     maxsim_weight: float = 0.7  # QA_MAXSIM_WEIGHT: share of late interaction in the reranking score
     candidates: int = 50  # QA_CANDIDATES: passages each retriever proposes before fusion
     rerank: int = 20  # QA_RERANK: best first-stage passages reranked by late interaction

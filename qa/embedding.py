@@ -176,4 +176,15 @@ class SentenceTransformerEmbedder:
 def make_embedder(name: str = DEFAULT_MODEL, backend: str = "auto", index_dir: str | Path | None = None) -> Embedder:
     """The ONNX export in the index folder when there is one for this model (and backend allows),
     else sentence-transformers on PyTorch."""
+    if backend in ("auto", "onnx") and index_dir is not None:
+        from .onnx_backend import OnnxEmbedder, find_export
+
+        export = find_export(Path(index_dir), name)
+        if export is not None:
+            return OnnxEmbedder(name, export)
+        if backend == "onnx":
+            raise ConfigError(
+                f"QA_BACKEND=onnx but {index_dir}/ has no ONNX export of {name!r}; run `qa build` (which exports it) "
+                "or set QA_BACKEND=auto."
+            )
     return SentenceTransformerEmbedder(name)

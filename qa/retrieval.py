@@ -52,7 +52,7 @@ class Hit:
     sentence: float  # best sentence cosine
     lexical: float  # BM25 / best BM25
     maxsim: float
-    sentence_scores: tuple[float, ...]  # cosine of each sentence of the passage
+    sentence_scores: tuple[float, ...]  # per sentence: a * sentence MaxSim + (1 - a) * sentence cosine
 
 
 def _top(scores: np.ndarray, n: int) -> np.ndarray:
@@ -69,6 +69,22 @@ def maxsim(index: StoredIndex, query: Query, row: int) -> float:
         return float("nan")
     sims = query.tokens @ index.token_vectors[t0:t1].astype(np.float32).T
     return float(sims.max(axis=1).mean())
+
+
+def sentence_maxsim(index: StoredIndex, query: Query, row: int) -> np.ndarray:
+    """MaxSim of the question with each sentence of a passage (NaN where a sentence has no content piece)."""
+    n = len(index.chunks[row].sentences)
+    out = np.full(n, np.nan)
+    t0, t1 = index.token_first[row], index.token_first[row + 1]
+    if len(query.tokens) == 0 or t1 == t0:
+        return out
+    sims = query.tokens @ index.token_vectors[t0:t1].astype(np.float32).T
+    owner = index.token_sentence[t0:t1]
+    for j in range(n):
+        cols = owner == j
+        if cols.any():
+            out[j] = float(sims[:, cols].max(axis=1).mean())
+    return out
 
 
 class Retriever:
@@ -144,8 +160,12 @@ class Retriever:
                 continue  # a near-duplicate of a better passage
             seen_text.add(text)
             kept_vectors.append(vec)
+            cos = cands.sentence_scores[i]
+            sent_late = sentence_maxsim(index, query, r)
+            a = self.maxsim_weight
+            per_sentence = np.where(np.isnan(sent_late), cos, a * np.nan_to_num(sent_late) + (1 - a) * cos)
             hits.append(Hit(r, float(score[i]), float(cands.dense[i]), float(cands.sentence[i]), float(cands.lexical[i]),
-                            float(late[i]), tuple(float(x) for x in cands.sentence_scores[i])))
+                            float(late[i]), tuple(float(x) for x in per_sentence)))
             if len(hits) == k:
                 break
         return hits

@@ -26,7 +26,7 @@ from .errors import IndexCorruptError, IndexMissingError
 from .lexical import LexicalIndex
 from .types import Article, ArticleInfo, Chunk, Span
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
 REBUILD_HINT = "rebuild it with `qa build` (or delete the folder and run `qa build ARTICLES...`)"
 
@@ -38,6 +38,7 @@ class ChunkVectors:
     passage: np.ndarray  # (dim,)
     sentences: np.ndarray  # (sentences, dim)
     tokens: np.ndarray  # (content pieces, dim) float16, unit rows
+    token_sentence: np.ndarray  # (content pieces,) index of the sentence each piece is in
 
 
 @dataclass
@@ -54,6 +55,7 @@ class StoredIndex:
     sentence_vectors: np.ndarray  # (sentences, dim), one row per sentence of each chunk, in order
     token_vectors: np.ndarray  # (pieces, dim) float16: content word pieces of each chunk, in order
     token_counts: np.ndarray  # (passages,) pieces per chunk
+    token_sentence: np.ndarray  # (pieces,) int16: sentence of each piece within its chunk
     lexical: LexicalIndex
     manifest: dict = field(default_factory=dict)
     _faiss: object = None
@@ -67,7 +69,8 @@ class StoredIndex:
     def vectors_of(self, row: int) -> ChunkVectors:
         s0, s1 = self.sentence_first[row], self.sentence_first[row + 1]
         t0, t1 = self.token_first[row], self.token_first[row + 1]
-        return ChunkVectors(self.passage_vectors[row], self.sentence_vectors[s0:s1], self.token_vectors[t0:t1])
+        return ChunkVectors(self.passage_vectors[row], self.sentence_vectors[s0:s1], self.token_vectors[t0:t1],
+                            self.token_sentence[t0:t1])
 
     @property
     def faiss_index(self):
@@ -116,7 +119,9 @@ def embed_chunks(chunks: Sequence[Chunk], embedder, *, progress: bool = False, b
                     rows.append(_unit(tok[inside].mean(0)) if inside.any() else vec)
                 sentences = np.stack(rows).astype(np.float32)
             keep = content_mask(c.text, offs)
-            out.append(ChunkVectors(vec, sentences, _unit(tok[keep]).astype(np.float16)))
+            starts = np.array([s.start - c.start for s in c.sentences])
+            owner = np.clip(np.searchsorted(starts, offs[keep, 0], side="right") - 1, 0, len(starts) - 1)
+            out.append(ChunkVectors(vec, sentences, _unit(tok[keep]).astype(np.float16), owner.astype(np.int16)))
     return out
 
 
@@ -166,6 +171,7 @@ def build_index(
         sentence_vectors=np.ascontiguousarray(np.concatenate([v.sentences for v in vectors]) if vectors else empty, dtype=np.float32),
         token_vectors=np.ascontiguousarray(np.concatenate([v.tokens for v in vectors]) if vectors else empty, dtype=np.float16),
         token_counts=np.array([len(v.tokens) for v in vectors], dtype=np.int64),
+        token_sentence=np.concatenate([v.token_sentence for v in vectors]).astype(np.int16) if vectors else np.zeros(0, np.int16),
         lexical=LexicalIndex.build([c.text for c in chunks]),
     )
 
@@ -212,12 +218,14 @@ def save_index(index: StoredIndex, folder: Path) -> dict:
         "dense": f"dense-{gen}.faiss",
         "sentences": f"sentences-{gen}.npy",
         "tokens": f"tokens-{gen}.npy",
+        "token_sentences": f"tokensentences-{gen}.npy",
         "lexical": f"lexical-{gen}",
     }
     (folder / names["passages"]).write_text(passages_text, encoding="utf-8")
     faiss.write_index(index.faiss_index, str(folder / names["dense"]))
     np.save(folder / names["sentences"], index.sentence_vectors, allow_pickle=False)
     np.save(folder / names["tokens"], index.token_vectors, allow_pickle=False)
+    np.save(folder / names["token_sentences"], index.token_sentence, allow_pickle=False)
     index.lexical.save(folder / names["lexical"])
     files: dict[str, dict] = {}
     for key, name in names.items():
@@ -249,7 +257,7 @@ def save_index(index: StoredIndex, folder: Path) -> dict:
     os.replace(tmp, folder / MANIFEST)  # the commit point
     keep = set(names.values()) | {MANIFEST}
     for entry in folder.iterdir():
-        if entry.name not in keep and (entry.name.split("-")[0] in {"passages", "dense", "sentences", "tokens", "lexical"} or entry.name.startswith(f".{MANIFEST}")):
+        if entry.name not in keep and (entry.name.split("-")[0] in {"passages", "dense", "sentences", "tokens", "tokensentences", "lexical"} or entry.name.startswith(f".{MANIFEST}")):
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
     index.manifest = manifest
     return manifest
@@ -292,17 +300,19 @@ def load_index(folder: Path, manifest: dict | None = None) -> StoredIndex:
         passage_vectors = dense.reconstruct_n(0, dense.ntotal) if dense.ntotal else np.zeros((0, dense.d), np.float32)
         sentence_vectors = np.load(folder / parts["sentences"], allow_pickle=False)
         token_vectors = np.load(folder / parts["tokens"], allow_pickle=False)
+        token_sentence = np.load(folder / parts["token_sentences"], allow_pickle=False)
         lexical = LexicalIndex.load(folder / parts["lexical"])
         articles = {a["id"]: ArticleInfo(a["id"], _abs(a["path"], base), a["title"], a["date"], a["sha256"]) for a in manifest["articles"]}
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
         raise IndexCorruptError(f"The index in {folder}/ cannot be read ({type(exc).__name__}: {exc}); {REBUILD_HINT}.") from None
     if (dense.ntotal != len(chunks) or len(sentence_vectors) != sum(len(c.sentences) for c in chunks)
-            or len(token_vectors) != sum(token_counts)):
+            or len(token_vectors) != sum(token_counts) or len(token_sentence) != len(token_vectors)):
         raise IndexCorruptError(f"The index in {folder}/ is inconsistent (vector and passage counts differ); {REBUILD_HINT}.")
     index = StoredIndex(
         model=manifest["model"]["name"], dimension=int(manifest["model"]["dimension"]), chunking=manifest["chunking"],
         sources=[_abs(s, base) for s in manifest["sources"]], articles=articles, chunks=chunks,
         passage_vectors=np.ascontiguousarray(passage_vectors, dtype=np.float32), sentence_vectors=sentence_vectors,
-        token_vectors=token_vectors, token_counts=np.asarray(token_counts, dtype=np.int64), lexical=lexical, manifest=manifest, _faiss=dense,
+        token_vectors=token_vectors, token_counts=np.asarray(token_counts, dtype=np.int64), token_sentence=token_sentence,
+        lexical=lexical, manifest=manifest, _faiss=dense,
     )
     return index

@@ -1,0 +1,226 @@
+"""The query path without PyTorch: the model exported once to ONNX (at build time, into the index folder)
+and run with onnxruntime, tokenized with the `tokenizers` library.
+
+Only models that sentence-transformers runs as Transformer -> mean Pooling (-> Normalize) are exported,
+which covers all-MiniLM-L6-v2; for any other model the PyTorch path serves. Vectors match the PyTorch
+path (cosine 1.000: the export is checked against it before it is kept).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Sequence
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from .embedding import Encoded, resolve_model_path
+from .errors import ConfigError
+
+EXPORT_FOLDER = "onnx"
+EXPORT_VERSION = 1
+_CHECK_TEXTS = ["Were any victims identified?", "A Chicago police oversight agency could not substantiate the claims."]
+
+
+def _slug(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:12]
+
+
+def export_dir(index_dir: Path, model: str) -> Path:
+    return Path(index_dir) / EXPORT_FOLDER / _slug(model)
+
+
+def _mean_pooling_model(path: str) -> bool:
+    """True when the sentence-transformers model is Transformer -> mean Pooling (-> Normalize)."""
+    p = Path(path)
+    try:
+        modules = json.loads((p / "modules.json").read_text())
+        types = [m["type"].rsplit(".", 1)[-1] for m in modules]
+        pooling = json.loads((p / "1_Pooling" / "config.json").read_text())
+    except (OSError, ValueError, KeyError):
+        return False
+    mean = pooling.get("pooling_mode_mean_tokens") or pooling.get("pooling_mode") == "mean"
+    others = [k for k, v in pooling.items() if k.startswith("pooling_mode_") and k != "pooling_mode_mean_tokens" and v is True]
+    return types[:2] == ["Transformer", "Pooling"] and set(types[2:]) <= {"Normalize"} and bool(mean) and not others \
+        and (p / "tokenizer.json").is_file()
+
+
+def find_export(index_dir: Path, model: str) -> Path | None:
+    """The export folder for `model` when a complete, matching one exists."""
+    folder = export_dir(index_dir, model)
+    try:
+        meta = json.loads((folder / "meta.json").read_text())
+    except (OSError, ValueError):
+        return None
+    model_file = folder / "model.onnx"
+    if meta.get("model") != model or meta.get("version") != EXPORT_VERSION or not model_file.is_file():
+        return None
+    if model_file.stat().st_size != meta.get("bytes"):
+        return None
+    return folder
+
+
+def export_model(model: str, index_dir: Path, *, log: Callable[[str], None] = lambda _m: None) -> Path | None:
+    """Export `model` to ONNX under index_dir/onnx/ (needs torch and onnx; build time only). Returns the
+    folder, or None when the model is not of a kind this backend runs."""
+    existing = find_export(index_dir, model)
+    if existing is not None:
+        return existing
+    path = resolve_model_path(model)
+    if not _mean_pooling_model(path):
+        log(f"Not exporting {model!r} to ONNX (not a Transformer + mean pooling model); queries use PyTorch.")
+        return None
+    from .embedding import SentenceTransformerEmbedder
+
+    import torch
+
+    st = SentenceTransformerEmbedder(model)
+    bert = st.model[0].auto_model.eval()
+
+    class LastHiddenState(torch.nn.Module):
+        def __init__(self, inner):
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids, attention_mask, token_type_ids):
+            return self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
+
+    folder = export_dir(index_dir, model)
+    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    enc = st.tokenizer(_CHECK_TEXTS, padding=True, return_tensors="pt")
+    names = ["input_ids", "attention_mask", "token_type_ids"]
+    log(f"Exporting {model!r} to ONNX in {folder}/ (once; queries then run without PyTorch)")
+    import warnings
+
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer notes about shape-dependent branches; the export is checked below
+        torch.onnx.export(
+            LastHiddenState(bert), tuple(enc[n] for n in names), str(tmp / "model.onnx"), input_names=names,
+            output_names=["last_hidden_state"], opset_version=17, dynamo=False,
+            dynamic_axes={n: {0: "batch", 1: "sequence"} for n in names + ["last_hidden_state"]},
+        )
+    (tmp / "tokenizer.json").write_bytes((Path(path) / "tokenizer.json").read_bytes())
+    meta = {"version": EXPORT_VERSION, "model": model, "dimension": st.dimension,
+            "max_seq_length": int(st.model.max_seq_length), "bytes": (tmp / "model.onnx").stat().st_size}
+    (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
+    check = OnnxEmbedder(model, tmp).encode(_CHECK_TEXTS).vectors
+    reference = st.encode(_CHECK_TEXTS).vectors
+    agreement = float(np.min(np.sum(check * reference, axis=1)))
+    if agreement < 0.9999:
+        import shutil
+
+        shutil.rmtree(tmp, ignore_errors=True)
+        log(f"The ONNX export of {model!r} disagrees with PyTorch (cosine {agreement:.4f}); queries use PyTorch.")
+        return None
+    if folder.exists():
+        import shutil
+
+        shutil.rmtree(folder)
+    os.replace(tmp, folder)
+    return folder
+
+
+class OnnxEmbedder:
+    """Same vectors as SentenceTransformerEmbedder, from onnxruntime; never imports torch."""
+
+    backend = "onnx"
+
+    def __init__(self, name: str, folder: Path) -> None:
+        self.name = name
+        self.folder = Path(folder)
+        try:
+            self.meta = json.loads((self.folder / "meta.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise ConfigError(f"{self.folder}/meta.json is unreadable ({exc}); rebuild the export with `qa build`.") from None
+
+    @cached_property
+    def session(self):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(os.environ.get("QA_THREADS", "0")) or min(4, os.cpu_count() or 1)
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        try:
+            return ort.InferenceSession(str(self.folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own types for a truncated or corrupt file
+            raise ConfigError(
+                f"{self.folder}/model.onnx cannot be loaded ({type(exc).__name__}: {exc}); delete {self.folder}/ and "
+                "run `qa build` to export it again, or set QA_BACKEND=torch."
+            ) from None
+
+    @cached_property
+    def tokenizer(self):
+        from tokenizers import Tokenizer
+
+        tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        tok.no_padding()  # the shipped file pads to a fixed length; we pad each batch to its longest text
+        tok.enable_truncation(self.meta["max_seq_length"])
+        return tok
+
+    @property
+    def dimension(self) -> int:
+        return int(self.meta["dimension"])
+
+    @property
+    def max_tokens(self) -> int:
+        return int(self.meta["max_seq_length"]) - 2
+
+    @cached_property
+    def _vocab(self) -> set[str]:
+        return set(self.tokenizer.get_vocab())
+
+    def is_known_word(self, word: str) -> bool:
+        return word.lower() in self._vocab
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        from tokenizers import Tokenizer
+
+        counter = Tokenizer.from_str(self.tokenizer.to_str())
+        counter.no_truncation()
+        return [len(e.ids) - 2 for e in counter.encode_batch(list(texts))]
+
+    def encode(self, texts: Sequence[str], *, progress: bool = False, batch: int = 32) -> Encoded:
+        texts = list(texts)
+        if not texts:
+            return Encoded(np.zeros((0, self.dimension), np.float32), [], [])
+        encodings = self.tokenizer.encode_batch(texts) if len(texts) > 1 else [self.tokenizer.encode(texts[0])]
+        vectors = np.zeros((len(texts), self.dimension), np.float32)
+        tokens: list[np.ndarray] = [np.zeros((0, self.dimension), np.float32)] * len(texts)
+        offsets: list[np.ndarray] = [np.zeros((0, 2), np.int64)] * len(texts)
+        order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))  # similar lengths pad little
+        bar = None
+        if progress:
+            import sys
+
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(texts), desc="Embedding", unit="passage", disable=not sys.stderr.isatty())
+        for b0 in range(0, len(order), batch):
+            idx = order[b0 : b0 + batch]
+            width = max(len(encodings[i].ids) for i in idx)
+            ids = np.zeros((len(idx), width), np.int64)
+            mask = np.zeros((len(idx), width), np.int64)
+            for row, i in enumerate(idx):
+                n = len(encodings[i].ids)
+                ids[row, :n] = encodings[i].ids
+                mask[row, :n] = 1
+            hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
+            for row, i in enumerate(idx):
+                n = len(encodings[i].ids)
+                h = hidden[row, :n]
+                v = h.mean(axis=0)
+                vectors[i] = v / max(float(np.linalg.norm(v)), 1e-12)
+                tokens[i] = np.ascontiguousarray(h[1 : n - 1], dtype=np.float32)
+                offsets[i] = np.asarray(encodings[i].offsets[1 : n - 1], dtype=np.int64).reshape(-1, 2)
+            if bar is not None:
+                bar.update(len(idx))
+        if bar is not None:
+            bar.close()
+        return Encoded(vectors, tokens, offsets)
