@@ -1,0 +1,208 @@
+"""article-qa web chat and Hugging Face Space entry point (`python app.py`).
+
+Thin on purpose: the engine is loaded once, here, and every callback hands its input to `Engine.ask` and its
+output to `qa.render`. Host and port come from GRADIO_SERVER_NAME / GRADIO_SERVER_PORT (a Space sets
+0.0.0.0:7860). Optional login: QA_AUTH="user1:pass1,user2:pass2".
+
+Besides the chat, one API endpoint, `ask(question, k=3)`, returns the same JSON as `qa ask --json`:
+    POST /gradio_api/call/ask {"data": ["Were any victims identified?", 3]}  -> {"event_id": ...}
+    GET  /gradio_api/call/ask/<event_id>                                   -> event: complete / error
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import time
+import traceback
+
+import gradio as gr
+
+from qa import ConfigError, Engine, QAError, QuestionError, resolve_settings
+from qa.render import render_answer, render_article, render_article_header, render_error, render_question
+
+EXAMPLES = [
+    "Were any victims identified?",
+    "Who is the chief administrator of COPA?",
+    "When did the agency receive the information?",
+    "How many migrants were living at police stations?",
+]
+MIN_K, MAX_K, DEFAULT_K = 1, 10, 3
+# Requests run 4 at a time (Gradio's default is 1: users would wait in line), at most 32 wait, and the
+# /gradio_api/run/* routes, which would bypass the queue and its limits, are closed (api_open=False).
+CONCURRENCY = 4
+QUEUE_SIZE = 32
+MAX_FILE_SIZE = "1kb"  # the app takes no files, but Gradio's upload route is open; keep it tiny
+
+
+def parse_auth(value: str | None) -> list[tuple[str, str]] | None:
+    """QA_AUTH="user1:pass1,user2:pass2" -> [("user1", "pass1"), ("user2", "pass2")]; unset or "" -> None.
+
+    Users may not contain ':' and passwords may not contain ','. Passwords never appear in messages.
+    """
+    if value is None or value == "":
+        return None
+    pairs = []
+    for i, entry in enumerate(value.split(","), start=1):
+        user, sep, password = entry.partition(":")
+        user = user.strip()
+        if not sep or not user or not password:
+            raise ConfigError(
+                f"QA_AUTH entry {i} of {value.count(',') + 1} is not user:password (user {user!r}); "
+                'set QA_AUTH="user1:pass1,user2:pass2" or unset it to run without login.'
+            )
+        if any(u == user for u, _ in pairs):
+            raise ConfigError(f"QA_AUTH names user {user!r} twice; give each user once.")
+        pairs.append((user, password))
+    return pairs
+
+
+def check_k(k: object) -> int:
+    """The number of passages as an int from MIN_K to MAX_K; QuestionError otherwise. None means the default."""
+    if k is None:
+        return DEFAULT_K
+    if isinstance(k, float) and k.is_integer():
+        k = int(k)
+    if isinstance(k, bool) or not isinstance(k, int) or not MIN_K <= k <= MAX_K:
+        raise QuestionError(f"The number of passages must be a whole number from {MIN_K} to {MAX_K}, not {k!r}.")
+    return k
+
+
+def read_article(path: str, sha256: str) -> str | None:
+    """The article file's text with offsets intact, or None when it is gone or no longer the indexed text."""
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return None
+    if hashlib.sha256(data).hexdigest() != sha256:
+        return None
+    with open(path, encoding="utf-8", newline="") as f:  # as the indexer read it
+        return f.read()
+
+
+def open_engine() -> Engine:
+    print("article-qa: loading the engine (builds or refreshes index/ when needed) ...", file=sys.stderr, flush=True)
+    t = time.perf_counter()
+    engine = Engine.open(resolve_settings())
+    print(f"article-qa: ready, {len(engine.index.articles)} article(s), {len(engine.index.chunks)} passages "
+          f"({time.perf_counter() - t:.1f} s)", file=sys.stderr, flush=True)
+    return engine
+
+
+try:
+    AUTH = parse_auth(os.environ.get("QA_AUTH"))  # before the model loads: a bad value fails fast
+    ENGINE = open_engine()
+except QAError as exc:
+    if __name__ != "__main__":
+        raise
+    sys.exit(f"article-qa: {exc}")
+
+
+# --- callbacks: library calls in, rendered Markdown out -----------------------------------------------------
+
+INTERNAL_ERROR = "Something went wrong while answering; the error is in the server log. Try again or rephrase."
+
+
+def _log_internal_error(question: object) -> None:
+    print(f"article-qa: internal error for question {str(question)[:200]!r}:\n{traceback.format_exc()}",
+          file=sys.stderr, flush=True)
+
+
+def ask(question: str, k: int = DEFAULT_K) -> dict:
+    """Answer a question about the articles: the answer sentence with its citation and the k best passages
+    (exact character spans into the article files), or an abstention with its reason. The same JSON as
+    `qa ask --json`. With gradio_client, pass `download_files=False` to Client: it takes any dict with a
+    "path" key (the citations) for a file to download."""
+    try:
+        return ENGINE.ask(question, check_k(k)).to_json()
+    except QAError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+    except Exception:  # a bug, not the caller's fault: the message, never the traceback
+        _log_internal_error(question)
+        raise gr.Error(INTERNAL_ERROR, print_exception=False) from None
+
+
+def article_view(result: dict | None) -> tuple[str, str]:
+    """Header and body of the article in view: the one the answer cites (else the closest passage's), with
+    this answer's passages marked; the first article, unmarked, before any answer."""
+    passages = (result or {}).get("passages") or []
+    answer = (result or {}).get("answer")
+    article_id = None
+    if passages:
+        cited = next((p for p in passages if answer and p["rank"] == answer["citation"]), passages[0])
+        article_id = cited["citation"]["article"]
+    articles = ENGINE.index.articles
+    info = articles.get(article_id) if article_id else None
+    if info is None and articles:
+        info = articles[min(articles)]
+    if info is None:
+        return render_article_header("No article", None), ""
+    header = render_article_header(info.title, info.date, info.id)
+    raw = read_article(info.path, info.sha256)
+    if raw is None:
+        return header, render_error(f"The file of article {info.id} is missing or has changed since it was indexed.")
+    own = [p for p in passages if p["citation"]["article"] == info.id]
+    return header, render_article(raw, own, answer["citation"] if answer else None)
+
+
+def respond(message: object, history: list | None, k: object):
+    """Chat submit: the question (escaped) and the rendered reply join the chat; the article view follows the
+    answer. A refused question gets the reason as the reply and leaves the article view as it was."""
+    history = list(history or [])
+    if isinstance(message, str) and message.strip():
+        history.append({"role": "user", "content": render_question(message)})
+    try:
+        result = ENGINE.ask(message, check_k(k)).to_json()
+        reply, (header, body) = render_answer(result), article_view(result)
+    except QAError as exc:
+        history.append({"role": "assistant", "content": render_error(str(exc))})
+        return "", history, gr.skip(), gr.skip()
+    except Exception:
+        _log_internal_error(message)
+        history.append({"role": "assistant", "content": render_error(INTERNAL_ERROR)})
+        return "", history, gr.skip(), gr.skip()
+    history.append({"role": "assistant", "content": reply})
+    return "", history, header, body
+
+
+# --- layout ----------------------------------------------------------------------------------------------
+
+with gr.Blocks(title="article-qa", analytics_enabled=False) as demo:
+    gr.Markdown(
+        "# article-qa\n"
+        "Ask about the article. Answers are quoted from it, with the cited passages; when the article does "
+        "not say, the chat says so and shows the closest passages instead."
+    )
+    with gr.Row():
+        with gr.Column(scale=3):
+            chatbot = gr.Chatbot(label="Chat", elem_id="chat", height=520, latex_delimiters=[], buttons=["copy"])
+            question = gr.Textbox(elem_id="question", show_label=False, lines=1, max_lines=4, autofocus=True,
+                                  placeholder="Ask a question about the article and press Enter", submit_btn=True)
+            k = gr.Slider(MIN_K, MAX_K, value=DEFAULT_K, step=1, label="Passages to show", elem_id="k")
+            examples = gr.Examples(EXAMPLES, inputs=[question], label="Examples", cache_examples=False)
+        with gr.Column(scale=2):
+            gr.Markdown("**Article in view**")
+            first_header, first_body = article_view(None)
+            header = gr.Markdown(first_header, elem_id="article-header", latex_delimiters=[])
+            body = gr.Markdown(first_body, elem_id="article-text", latex_delimiters=[], max_height=600)
+    chat_io = dict(fn=respond, inputs=[question, chatbot, k], outputs=[question, chatbot, header, body],
+                   api_visibility="private", show_progress="minimal")
+    question.submit(**chat_io)
+    examples.load_input_event.then(**chat_io)
+    gr.api(ask, api_name="ask")
+
+demo.queue(default_concurrency_limit=CONCURRENCY, max_size=QUEUE_SIZE, api_open=False)
+
+
+if __name__ == "__main__":
+    demo.launch(
+        auth=AUTH,
+        ssr_mode=False,  # with run_history=False: CVE-2026-134825 (forged Host + SSR + run-history routes)
+        run_history=False,
+        show_error=False,  # no tracebacks to users; gr.Error messages still reach them
+        enable_monitoring=False,
+        max_file_size=MAX_FILE_SIZE,
+        footer_links=["api"],
+    )

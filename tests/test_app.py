@@ -1,0 +1,410 @@
+"""The web app end to end: `python app.py` started as a Space starts it, the real model, the seed article.
+
+The app runs in a copy of articles/ and index/ (a temporary project folder), so a stale index is rebuilt
+there and never in the repository. One app per module (plus one with login), shared by all tests.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from qa.render import CLOSEST_LABEL, NOT_SAID, escape, render_answer, render_article, render_article_header, render_question
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = ROOT / "app.py"
+SEED_ARTICLE = "000_1377f01862d9140a"
+VICTIMS = "Were any victims identified?"
+VICTIMS_ANSWER = "we have not identified any migrants claiming to be the victim"
+AUTH_USERS = (("ann", "first-pass"), ("bob", "p:w2"))  # a password may hold ':'
+AUTH_VALUE = ",".join(f"{u}:{p}" for u, p in AUTH_USERS)
+
+
+# --- running the app ------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class AppServer:
+    """`python app.py` in a subprocess with GRADIO_SERVER_NAME=0.0.0.0 and a free GRADIO_SERVER_PORT."""
+
+    def __init__(self, project: Path, env: dict[str, str] | None = None) -> None:
+        self.project = project
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.log = project / f"app-{self.port}.log"
+        full_env = {**os.environ, "GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": str(self.port),
+                    "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1"}
+        full_env.pop("QA_AUTH", None)
+        full_env.update(env or {})
+        with open(self.log, "wb") as out:
+            self.proc = subprocess.Popen([sys.executable, str(APP)], cwd=project, env=full_env, stdout=out,
+                                         stderr=subprocess.STDOUT)
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def wait(self, timeout: float = 90) -> AppServer:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"app.py exited with {self.proc.returncode}:\n{self.output()}")
+            try:
+                urllib.request.urlopen(self.url + "/", timeout=2).close()
+                return self
+            except urllib.error.HTTPError:
+                return self  # answering, even if only to refuse
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"app.py did not answer HTTP within {timeout} s:\n{self.output()}")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def _copy_or_link(src: str, dst: str) -> None:
+    """Copy small files; hard-link big ones (the exported model: written once, under a content hash)."""
+    if os.path.getsize(src) >= 1 << 20:
+        try:
+            os.link(src, dst)
+            return
+        except OSError:
+            pass
+    shutil.copy2(src, dst)
+
+
+def make_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder holding copies of articles/ and index/, the app's working folder."""
+    project = tmp_path_factory.mktemp("project")
+    shutil.copytree(ROOT / "articles", project / "articles")
+    shutil.copytree(ROOT / "index", project / "index", ignore=shutil.ignore_patterns(".tmp*"),
+                    copy_function=_copy_or_link)
+    return project
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    """The app without and with login, started together (they load the model in parallel)."""
+    project = make_project(tmp_path_factory)
+    started = [AppServer(project), AppServer(project, {"QA_AUTH": AUTH_VALUE})]
+    try:
+        yield tuple(s.wait() for s in started)
+    finally:
+        for s in started:
+            s.stop()
+
+
+@pytest.fixture(scope="module")
+def app(servers) -> AppServer:
+    return servers[0]
+
+
+@pytest.fixture(scope="module")
+def auth_app(servers) -> AppServer:
+    return servers[1]
+
+
+# --- raw HTTP ---------------------------------------------------------------------------------------------
+
+def http(method: str, url: str, body: dict | None = None, headers: dict | None = None) -> tuple[int, str]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, resp.read().decode("utf-8")
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode("utf-8", errors="replace")
+
+
+def call_ask(base: str, data: list) -> tuple[str, object]:
+    """POST /gradio_api/call/ask, then read the event stream: (event name, decoded data)."""
+    status, text = http("POST", f"{base}/gradio_api/call/ask", {"data": data})
+    assert status == 200, text
+    event_id = json.loads(text)["event_id"]
+    status, stream = http("GET", f"{base}/gradio_api/call/ask/{event_id}")
+    assert status == 200, stream
+    event = None
+    for line in stream.splitlines():
+        if line.startswith("event:"):
+            event = line[len("event:"):].strip()
+        elif line.startswith("data:") and event in ("complete", "error"):
+            return event, json.loads(line[len("data:"):].strip())
+    raise AssertionError(f"no complete/error event in {stream!r}")
+
+
+def check_spans(result: dict, project: Path) -> None:
+    """Every citation is the exact text of its article file; every highlight lies inside its passage."""
+    assert result["passages"]
+    texts = {}
+    for p in result["passages"]:
+        c = p["citation"]
+        path = Path(c["path"]) if Path(c["path"]).is_absolute() else project / c["path"]
+        with open(path, encoding="utf-8", newline="") as f:
+            raw = texts[p["rank"]] = f.read()
+        assert raw[c["start"]:c["end"]] == p["text"]
+        assert c["start"] <= p["highlight"]["start"] < p["highlight"]["end"] <= c["end"]
+    if result["answer"]:  # the answer is the highlighted sentence of the passage it cites
+        rank = result["answer"]["citation"]
+        h = result["passages"][rank - 1]["highlight"]
+        assert texts[rank][h["start"]:h["end"]] == result["answer"]["text"]
+
+
+def test_ask_endpoint_over_raw_http(app):
+    event, data = call_ask(app.url, [VICTIMS, 3])
+    assert event == "complete"
+    (result,) = data
+    assert set(result) == {"question", "abstained", "reason", "answer", "passages"}
+    assert result["question"] == VICTIMS and not result["abstained"] and result["reason"] is None
+    assert VICTIMS_ANSWER in result["answer"]["text"]
+    assert len(result["passages"]) == 3
+    cited = result["passages"][result["answer"]["citation"] - 1]
+    assert cited["citation"]["article"] == SEED_ARTICLE and cited["citation"]["paragraph"] == 8
+    assert set(cited["citation"]) == {"article", "title", "date", "paragraph", "start", "end", "path"}
+    check_spans(result, app.project)
+
+
+def test_ask_endpoint_k_and_abstention(app):
+    event, (result,) = call_ask(app.url, ["What is a good recipe for deep dish pizza?", 5])
+    assert event == "complete"
+    assert result["abstained"] and result["answer"] is None and result["reason"]
+    assert len(result["passages"]) == 5 and all(p["closest"] for p in result["passages"])
+    check_spans(result, app.project)
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    (["", 3], "The question is empty"),
+    (["  \n\t ", 3], "The question is empty"),
+    ([None, 3], "The question must be text, not NoneType"),
+    ([42, 3], "The question must be text, not int"),
+    ([["a list"], 3], "The question must be text, not list"),
+    (["x" * 1001, 3], "the limit is 1,000"),
+    ([VICTIMS, 0], "number of passages must be a whole number from 1 to 10"),
+    ([VICTIMS, 11], "number of passages must be a whole number from 1 to 10"),
+    ([VICTIMS, "3"], "number of passages must be a whole number from 1 to 10"),
+    ([VICTIMS, True], "number of passages must be a whole number from 1 to 10"),
+])
+def test_ask_endpoint_bad_input_is_a_clean_error(app, data, message):
+    event, payload = call_ask(app.url, data)
+    assert event == "error"
+    assert message in payload["error"]
+    assert "Traceback" not in json.dumps(payload) and 'File "' not in json.dumps(payload)
+
+
+def test_missing_arguments_give_an_error_without_details(app):
+    # Gradio rejects a call with too few values before our function runs; with show_error=False the
+    # client gets an error event with no message (the details stay in the server log).
+    event, payload = call_ask(app.url, [])
+    assert event == "error" and payload == {"error": None}
+
+
+def test_parallel_calls_give_the_sequential_answers(app):
+    questions = [VICTIMS, "Who is the chief administrator of COPA?", "When did the agency receive the information?",
+                 "How many migrants were living at police stations?", "What is a good recipe for deep dish pizza?",
+                 "How many officers allegedly engaged in sexual relations with migrants?"] * 2
+    sequential = [call_ask(app.url, [q, 3]) for q in questions]
+    with ThreadPoolExecutor(len(questions)) as pool:  # more than the 4 that run at once: some wait in the queue
+        parallel = list(pool.map(lambda q: call_ask(app.url, [q, 3]), questions))
+    assert parallel == sequential
+    assert all(event == "complete" for event, _ in parallel)
+
+
+def test_queue_bypass_route_is_closed(app):
+    status, text = http("POST", f"{app.url}/gradio_api/run/ask", {"data": [VICTIMS, 3]})
+    assert status in (403, 404, 405), (status, text)
+    assert VICTIMS_ANSWER not in text
+
+
+def test_only_ask_is_a_documented_endpoint(app):
+    status, text = http("GET", f"{app.url}/gradio_api/info")
+    assert status == 200
+    assert list(json.loads(text)["named_endpoints"]) == ["/ask"]
+
+
+@pytest.mark.parametrize("path", ["/monitoring", "/monitoring/summary", "/gradio_api/runs"])
+def test_monitoring_and_run_history_are_off(app, path):
+    status, _ = http("GET", app.url + path)
+    assert status in (403, 404)
+
+
+def test_uploads_are_capped(app):
+    boundary = "qa-test-boundary"
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.txt\"\r\n"
+            f"Content-Type: text/plain\r\n\r\n{'x' * 5000}\r\n--{boundary}--\r\n").encode()
+    req = urllib.request.Request(f"{app.url}/gradio_api/upload", data=body, method="POST",
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with pytest.raises(urllib.error.HTTPError) as info:
+        urllib.request.urlopen(req, timeout=10)
+    assert info.value.code == 413
+
+
+def test_gradio_client_call(app):
+    from gradio_client import Client
+
+    # download_files=False: gradio_client takes any dict with a string "path" (our citations) for a file
+    # to download; the answer JSON must come back as it is.
+    client = Client(app.url, verbose=False, download_files=False)
+    result = client.predict(VICTIMS, 3, api_name="/ask")
+    assert VICTIMS_ANSWER in result["answer"]["text"]
+    check_spans(result, app.project)
+
+
+def test_startup_log_reports_the_engine(app):
+    out = app.output()
+    assert "article-qa: loading the engine" in out and "article-qa: ready, 1 article(s)" in out
+
+
+# --- login ------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/config", "/gradio_api/info", "/gradio_api/queue/data",
+                                  f"/gradio_api/file=articles/{SEED_ARTICLE}.txt"])
+def test_login_required_for_config_api_and_files(auth_app, path):
+    status, _ = http("GET", auth_app.url + path)
+    assert status in (401, 403)
+
+
+def test_login_required_for_ask(auth_app):
+    status, text = http("POST", f"{auth_app.url}/gradio_api/call/ask", {"data": [VICTIMS, 3]})
+    assert status in (401, 403) and VICTIMS_ANSWER not in text
+
+
+def test_login_page_holds_no_content(auth_app):
+    status, html = http("GET", auth_app.url + "/")
+    assert status == 200  # the page shell, which shows the login form
+    assert '"auth_required":true' in html.replace(" ", "")
+    for secret in ("Kersten", "victims", "Chicago"):
+        assert secret not in html
+
+
+def test_wrong_password_is_refused(auth_app):
+    from gradio_client import Client
+
+    with pytest.raises(Exception, match="(?i)(401|login|auth|credentials)"):
+        Client(auth_app.url, auth=(AUTH_USERS[0][0], "wrong"), verbose=False, download_files=False)
+
+
+@pytest.mark.parametrize("user", AUTH_USERS)
+def test_login_with_credentials(auth_app, user):
+    from gradio_client import Client
+
+    client = Client(auth_app.url, auth=user, verbose=False, download_files=False)
+    result = client.predict(VICTIMS, 3, api_name="/ask")
+    assert VICTIMS_ANSWER in result["answer"]["text"]
+
+
+MALFORMED_AUTH = {"ann": "entry 1 of 1 is not user:password", "ann:pw,": "entry 2 of 2 is not user:password",
+                  ":pw": "entry 1 of 1", "ann:pw,ann:pw2": "names user 'ann' twice"}
+
+
+def test_malformed_auth_stops_the_app_with_a_clear_message(tmp_path):
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(free_port()), "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False"}
+    runs = {value: subprocess.Popen([sys.executable, str(APP)], cwd=tmp_path, env={**env, "QA_AUTH": value},
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            for value in MALFORMED_AUTH}  # in parallel: each pays for importing gradio
+    for value, proc in runs.items():
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 1, (value, out, err)
+        assert f"article-qa: QA_AUTH {MALFORMED_AUTH[value]}" in err, (value, err)
+        assert "Traceback" not in err and "loading the engine" not in err
+        assert "pw2" not in err  # passwords are never echoed
+
+
+# --- rendering (pure functions) ---------------------------------------------------------------------------
+
+def _passage(rank, text, start, hl=None, paragraph=1, closest=False, title="A title", date="2023-07-18"):
+    h0, h1 = hl or (start, start + len(text))
+    return {"rank": rank, "score": 0.5, "dense": 0.5, "text": text, "closest": closest,
+            "highlight": {"start": h0, "end": h1},
+            "citation": {"article": "a1", "title": title, "date": date, "paragraph": paragraph,
+                         "start": start, "end": start + len(text), "path": "articles/a1.txt"}}
+
+
+def _html(markdown: str) -> str:
+    from markdown_it import MarkdownIt
+
+    return MarkdownIt("commonmark", {"html": True}).render(markdown)
+
+
+INJECTION = '<img src=x onerror="window.__xss=1"> **bold** [link](javascript:alert(1)) # head `code`'
+
+
+def test_escape_keeps_text_literal():
+    html = _html(escape(INJECTION))
+    assert "<img" not in html and "<strong>" not in html and "<a " not in html and "<code>" not in html
+    assert "<h1>" not in html
+    assert "&lt;img src=x onerror=&quot;window.__xss=1&quot;&gt; **bold** [link](javascript:alert(1))" in html
+
+
+def test_render_answer_quotes_sentence_with_marker_and_highlight():
+    text = "First sentence. The answer is here. Last one."
+    p1 = _passage(1, text, 100, hl=(116, 135), paragraph=8, title="Title <b>x</b>")
+    p2 = _passage(2, "Other passage *stars*.", 300, paragraph=2)
+    md = render_answer({"question": "q", "abstained": False, "reason": None,
+                        "answer": {"text": "The answer is here.", "citation": 1}, "passages": [p1, p2]})
+    assert md.startswith("> The answer is here\\. \\[1\\]")
+    assert "<mark>The answer is here\\.</mark>" in md
+    assert "**\\[1\\]** <em>Title &lt;b&gt;x&lt;\\/b&gt;</em> · 2023\\-07\\-18 · paragraph 8" in md
+    assert "**\\[2\\]** <em>A title</em> · 2023\\-07\\-18 · paragraph 2\n\n> Other passage \\*stars\\*\\." in md
+    assert md.count("<mark>") == 1  # only the answer sentence, in the passage the answer cites
+    html = _html(md)
+    assert "<b>" not in html and "<mark>The answer is here.</mark>" in html
+    assert "<em>stars</em>" not in html and "*stars*" in html
+
+
+def test_render_abstention():
+    p = _passage(1, "Nearby text.", 10, closest=True)
+    md = render_answer({"question": "q", "abstained": True, "reason": "The articles never mention 'Zorg<script>'.",
+                        "answer": None, "passages": [p]})
+    assert md.startswith(f"**{NOT_SAID}** The articles never mention")
+    assert f"**{CLOSEST_LABEL}**" in md and "<mark>" not in md and "<script>" not in md
+
+
+def test_render_question_escapes_and_cuts():
+    assert "<img" not in render_question(INJECTION)
+    long = render_question("why " * 500)
+    assert long.endswith("(1,999 characters)") and len(long) < 400
+
+
+def test_render_article_marks_cited_passages_and_answer():
+    raw = "date 2023-07-18 First para.\r\n\r\nSecond para, the answer. More.\r\n\r\n    Indented <i>third</i>."
+    s2 = raw.index("Second")
+    e2 = raw.index("More.") + len("More.")
+    ans = (s2, raw.index(" More."))
+    p = _passage(1, raw[s2:e2], s2, hl=ans)
+    md = render_article(raw, [p], answer_rank=1)
+    assert "<sup>\\[1\\]</sup> <mark><em>Second para, the answer\\.</em></mark><em> More\\.</em>" in md
+    html = _html(md)
+    assert "<mark><em>Second para, the answer.</em></mark>" in html
+    assert "<i>" not in html and "<pre>" not in html  # escaped, and no indented code block
+    assert "\r" not in md
+    assert "<" not in render_article(raw, [])
+
+
+def test_render_article_ignores_spans_outside_the_text():
+    assert "<em>" not in render_article("short", [_passage(1, "x" * 10, 100)], answer_rank=1)
+
+
+def test_render_article_header():
+    assert render_article_header("T *x*", "2023-07-18", "a1") == "### T \\*x\\*\n\n2023\\-07\\-18 · a1"
+    assert render_article_header(None, None) == "### Untitled article"
