@@ -93,16 +93,23 @@ def main() -> None:
         for a in (0.5, 0.6, 0.7, 0.8):
             report(f"hybrid w={w} a={a} (maxsim rerank of 20)", lambda c, ms, w=w, a=a: hybrid(c, ms, w, a))
 
-    unanswerable = [r for r in rows if not r[3]]
-    if unanswerable:
-        print("\nabstention trade-off (threshold on the best semantic cosine of the returned passages):")
-        print("threshold  answerable kept  unanswerable refused")
+    if any(not g.answerable for g in golds):
+        from dataclasses import replace
+
+        print("\nabstention trade-off: the cosine threshold alone, and the full rule (threshold + names the")
+        print("articles never mention + missing answer type), through Engine.ask")
+        print("threshold  cosine only: kept / refused   full rule: kept / refused")
         best = [float(np.maximum(c.dense, c.sentence).max()) for c, *_ in rows]
-        for t in np.arange(0.20, 0.50, 0.02):
+        base = engine.settings
+        for t in np.arange(0.14, 0.42, 0.02):
             kept = [b >= t for b, r in zip(best, rows) if r[3]]
             refused = [b < t for b, r in zip(best, rows) if not r[3]]
-            print(f"  {t:.2f}       {sum(kept) / len(kept):.3f}            {sum(refused) / len(refused):.3f}")
-
+            engine.settings = replace(base, abstain_below=float(t))
+            abst = [engine.ask(g.question).abstained for g in golds]
+            fk = [not a for a, g in zip(abst, golds) if g.answerable]
+            fr = [a for a, g in zip(abst, golds) if not g.answerable]
+            print(f"  {t:.2f}       {np.mean(kept):.3f} / {np.mean(refused):.3f}            {np.mean(fk):.3f} / {np.mean(fr):.3f}")
+        engine.settings = base
 
 if __name__ == "__main__":
     main()

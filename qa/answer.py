@@ -25,13 +25,15 @@ ANSWER_FROM_TOP = 3  # passages reordered by answer type; the answer comes from 
 _TYPE_WORDS = {"number": "a number", "time": "a time or date", "age": "an age", "money": "an amount of money"}
 
 
-def display_path(path: str) -> str:
-    """Relative to the working folder when the file is under it, else absolute."""
+def display_path(path: str, root: Path | None) -> str:
+    """Relative to the project root (the index folder's parent) when the file is under it, else absolute."""
     p = Path(path)
-    try:
-        return p.relative_to(Path.cwd()).as_posix()
-    except ValueError:
-        return str(p)
+    if root is not None:
+        try:
+            return p.relative_to(root).as_posix()
+        except ValueError:
+            pass
+    return str(p)
 
 
 def _sentence_text(index: StoredIndex, hit: Hit, i: int) -> str:
@@ -80,7 +82,7 @@ def compose_answer(question: str, hits: Sequence[Hit], index: StoredIndex, *, k:
         chunk = index.chunks[h.row]
         info = index.articles[chunk.article_id]
         i = best[2] if best is not None and best[1] == rank else max(range(len(chunk.sentences)), key=lambda j: h.sentence_scores[j])
-        citation = Citation(info.id, info.title, info.date, chunk.paragraph, chunk.start, chunk.end, display_path(info.path))
+        citation = Citation(info.id, info.title, info.date, chunk.paragraph, chunk.start, chunk.end, display_path(info.path, index.root))
         passages.append(Passage(rank, h.score, max(h.dense, h.sentence), chunk.text, chunk.sentences[i],
                                 h.sentence_scores[i], citation, abstained))
     if abstained or best is None:

@@ -107,9 +107,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
         from .client import ask_remote
 
+        import os
+
+        auth = (args.user, os.environ.get("QA_PASSWORD", "")) if args.user else None
+
         def one(g):
             t = time.perf_counter()
-            r = ask_remote(args.url, g.question, k)
+            r = ask_remote(args.url, g.question, k, auth=auth)
             return r, time.perf_counter() - t
 
         with ThreadPoolExecutor(max_workers=args.parallel) as pool:
@@ -191,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--output", help="write one JSON line per question here")
     e.add_argument("--url", help="ask a running app over HTTP instead of in-process")
     e.add_argument("--parallel", type=int, default=8, help="requests in flight with --url")
+    e.add_argument("--user", help="login name for an app with QA_AUTH (the password comes from QA_PASSWORD)")
     e.add_argument("--squad", help="a SQuAD v1.1/v2.0 JSON file: all its articles in one index")
     e.add_argument("--sample", type=int, help="ask a random sample of N questions")
     e.add_argument("--seed", type=int, default=0)

@@ -146,9 +146,10 @@ class Engine:
     def ask(self, question: object, k: int | None = None) -> Answer:
         """Answer one question. Raises QuestionError for an empty, too long or non-text question."""
         text = check_question(question, self.settings.max_question_chars)
-        k = k or self.settings.top_k
-        if not 1 <= k <= 50:
-            raise QuestionError(f"k must be between 1 and 50, not {k}.")
+        if k is None:
+            k = self.settings.top_k
+        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50:
+            raise QuestionError(f"The number of passages must be a whole number from 1 to 50, not {k!r}.")
         query = self.query(text)
         hits = self.retriever.search(query, max(k, ANSWER_FROM_TOP))
         return compose_answer(text, hits, self.index, k=k, abstain_below=self.settings.abstain_below, corrected=query.text)

@@ -45,7 +45,8 @@ def expected_type(question: str) -> AnswerType | None:
         return "age"
     if re.search(r"\bhow much\b.*\b(cost|costs|spend|spent|pay|paid|money|worth|budget|fund|funding)\b|\bwhat did .* cost\b", q):
         return "money"
-    if re.search(r"\bhow many\b|\bwhat number of\b|\bhow much\b", q):
+    # "how much effort / attention" asks for no figure; "how much ... cost" is handled above
+    if re.search(r"\bhow many\b|\bwhat number of\b|\bhow much (more|less|higher|lower|bigger|larger|smaller|of)\b", q):
         return "number"
     if re.search(r"^(when|since when|until when)\b|\b(what|which) (day|date|time|year|month|week)\b|\bwhat time\b", q):
         return "time"

@@ -59,6 +59,7 @@ class StoredIndex:
     lexical: LexicalIndex
     manifest: dict = field(default_factory=dict)
     _faiss: object = None
+    root: Path | None = None  # the project root (the index folder's parent): citation paths are relative to it
 
     def __post_init__(self) -> None:
         counts = [len(c.sentences) for c in self.chunks]
@@ -260,6 +261,7 @@ def save_index(index: StoredIndex, folder: Path) -> dict:
         if entry.name not in keep and (entry.name.split("-")[0] in {"passages", "dense", "sentences", "tokens", "tokensentences", "lexical"} or entry.name.startswith(f".{MANIFEST}")):
             shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
     index.manifest = manifest
+    index.root = base
     return manifest
 
 
@@ -313,6 +315,6 @@ def load_index(folder: Path, manifest: dict | None = None) -> StoredIndex:
         sources=[_abs(s, base) for s in manifest["sources"]], articles=articles, chunks=chunks,
         passage_vectors=np.ascontiguousarray(passage_vectors, dtype=np.float32), sentence_vectors=sentence_vectors,
         token_vectors=token_vectors, token_counts=np.asarray(token_counts, dtype=np.int64), token_sentence=token_sentence,
-        lexical=lexical, manifest=manifest, _faiss=dense,
+        lexical=lexical, manifest=manifest, _faiss=dense, root=base,
     )
     return index

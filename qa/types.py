@@ -34,7 +34,7 @@ class SkippedLine:
 @dataclass(frozen=True)
 class Article:
     id: str
-    path: str  # as given to the reader, resolved; `display_path` makes it relative when possible
+    path: str  # absolute; citations show it relative to the project root when it is under it
     raw: str  # the file's text, untouched: every offset refers to it
     sha256: str  # of the file's bytes
     title: str

@@ -408,3 +408,29 @@ def test_render_article_ignores_spans_outside_the_text():
 def test_render_article_header():
     assert render_article_header("T *x*", "2023-07-18", "a1") == "### T \\*x\\*\n\n2023\\-07\\-18 · a1"
     assert render_article_header(None, None) == "### Untitled article"
+
+
+# --- scripted evaluation against the running app ------------------------------------------------------------
+
+def _qa_eval(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "qa.cli", "eval", "eval/seed.jsonl", "--json", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600, env={**os.environ, **(env or {})})
+
+
+def test_eval_over_http_matches_in_process(app):
+    remote = _qa_eval("--url", app.url)
+    local = _qa_eval()
+    assert remote.returncode == 0 and local.returncode == 0, remote.stderr + local.stderr
+    r, loc = json.loads(remote.stdout)["metrics"], json.loads(local.stdout)["metrics"]
+    for key in ("hit@1", "hit@3", "mrr@5", "answer_accuracy", "correct_abstentions", "false_abstentions"):
+        assert r[key] == loc[key], key
+
+
+def test_eval_over_http_logs_in(auth_app):
+    user, password = AUTH_USERS[0]
+    ok = _qa_eval("--url", auth_app.url, "--user", user, env={"QA_PASSWORD": password})
+    assert ok.returncode == 0, ok.stderr
+    assert json.loads(ok.stdout)["metrics"]["questions"] >= 50
+    refused = _qa_eval("--url", auth_app.url, "--user", user, env={"QA_PASSWORD": "wrong"})
+    assert refused.returncode == 2
+    assert f"refused the login of user '{user}'" in refused.stderr and "Traceback" not in refused.stderr
