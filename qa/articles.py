@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as _dt
 import hashlib
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -19,12 +20,18 @@ from .sentences import split_sentences
 from .types import Article, Paragraph, SkippedLine
 
 ARTICLE_SUFFIXES = (".txt", ".md")
-_BLANK_CHARS = " \t\r\n\f\v\u00a0\ufeff\u200b"
 _DATE_HEADER = re.compile(r"[\s\ufeff]*date:?[ \t]+(\d{4}-\d{2}-\d{2})\b[ \t]*", re.IGNORECASE)
-_TITLE_HEADER = re.compile(r"[\s\ufeff]*(?:#{1,6}[ \t]+|title:[ \t]*)(\S[^\r\n]*)", re.IGNORECASE)
+_TITLE_HEADER = re.compile(r"[\s\ufeff]*(?:#{1,6}[ \t]+|title:[ \t]*)(\S[^\r\n]*)", re.IGNORECASE)  # one line
 _CALL_TO_ACTION = re.compile(
-    r"^\W*(click|tap|swipe|download|subscribe|sign up|follow us|follow\b.*\bon\b|get (the|our)\b.*\bapp\b"
-    r"|read more|read also|see also|watch|listen|related:|advertisement|share this)\b",
+    r"^\W*(?:"
+    r"(?:click|tap|swipe)\s+(?:here|to|on|below|the\s+link)\b"
+    r"|(?:download|get|install)\s+(?:the|our)\b.*\bapps?\b"
+    r"|(?:subscribe|sign\s+up)\b\s*(?:to|for|now|here|today|and)?\b"
+    r"|follow\s+(?:us|@\w+|\w+(?:\s+\w+)?\s+on\s+(?:twitter|x|facebook|instagram|tiktok|threads|bluesky|youtube))\b"
+    r"|(?:read|see)\s+(?:more|also)\b|(?:more|related|recommended)\s*(?:coverage|stories|reading)?\s*:"
+    r"|(?:watch|listen)\s*(?::|\b(?:now|live|here|the\s+(?:full\s+)?(?:video|interview|episode|podcast)))"
+    r"|advertisement\W*$|share\s+this\b"
+    r")",
     re.IGNORECASE,
 )
 _SENTENCE_END = tuple(".!?…:;\"'”’)")
@@ -40,11 +47,17 @@ def _lines(raw: str) -> Iterable[tuple[int, int]]:
         pos += len(line)
 
 
+def _blank(ch: str) -> bool:
+    """White space of any kind, and invisible format or control characters (BOM, zero-width space)."""
+    return ch.isspace() or unicodedata.category(ch) in ("Cf", "Cc", "Zs", "Zl", "Zp")
+
+
 def _strip_span(raw: str, start: int, end: int) -> tuple[int, int]:
-    piece = raw[start:end]
-    lead = len(piece) - len(piece.lstrip(_BLANK_CHARS))
-    trail = len(piece) - len(piece.rstrip(_BLANK_CHARS))
-    return start + lead, max(start + lead, end - trail)
+    while start < end and _blank(raw[start]):
+        start += 1
+    while end > start and _blank(raw[end - 1]):
+        end -= 1
+    return start, end
 
 
 def skip_reason(text: str) -> str | None:
@@ -59,6 +72,8 @@ def skip_reason(text: str) -> str | None:
         return "call to action (promo)"
     if re.fullmatch(r"\W*(https?://\S+|www\.\S+)\W*", text):
         return "bare link"
+    if re.match(r"#{1,6}\s", text):
+        return "section heading"
     return None
 
 
@@ -79,6 +94,7 @@ def _blocks(raw: str) -> list[tuple[int, int]]:
             continue
         breaks = current is not None and (
             prev_text.endswith(_SENTENCE_END) or skip_reason(prev_text) or skip_reason(text)
+            or _TITLE_HEADER.fullmatch(prev_text) is not None
         )
         if current is None or breaks:
             if current:
@@ -116,13 +132,14 @@ def parse_article(raw: str, *, article_id: str, path: str, sha256: str) -> Artic
                     header = None
             if header:
                 start = header.end()
+        if title is None and not paragraphs and not skipped:  # a heading before the story is the title
             heading = _TITLE_HEADER.match(raw, start, end)
-            if heading and title is None and not paragraphs:
+            if heading:
                 title = heading.group(1).strip()
-                start = end
-            start, end = _strip_span(raw, start, end)
-            if start >= end:
-                continue
+                start = heading.end()
+        start, end = _strip_span(raw, start, end)
+        if start >= end:
+            continue
         text = raw[start:end]
         reason = skip_reason(text)
         if reason:
@@ -143,17 +160,18 @@ def parse_article(raw: str, *, article_id: str, path: str, sha256: str) -> Artic
 
 def decode_article(data: bytes, path: str) -> str:
     """The file's text, or an ArticleError naming the file and the problem."""
-    if not data.strip():
-        raise ArticleError(f"{path}: the file is empty; add the article's text or remove the file.")
     if b"\x00" in data[:8192]:
         raise ArticleError(f"{path}: this looks like a binary file (it contains NUL bytes), not a text article.")
     try:
-        return data.decode("utf-8")
+        text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise ArticleError(
             f"{path}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
             f"convert it, e.g. `iconv -f latin1 -t utf-8 {path} > fixed.txt`."
         ) from None
+    if all(_blank(ch) for ch in text):
+        raise ArticleError(f"{path}: the file is empty (no visible text); add the article's text or remove the file.")
+    return text
 
 
 def read_article(path: Path, article_id: str | None = None) -> Article:

@@ -14,7 +14,7 @@ from .sentences import split_sentences
 from .types import Article, Chunk, Span
 
 TokenCounter = Callable[[Sequence[str]], list[int]]
-SPLITTER_VERSION = 1  # bump when sentence or paragraph rules change: indexes built before are rebuilt
+SPLITTER_VERSION = 2  # bump when sentence or paragraph rules change: indexes built before are rebuilt
 
 
 def _cut_long_sentence(raw: str, span: Span, max_tokens: int, count: TokenCounter) -> list[Span]:

@@ -30,12 +30,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     settings = _settings(args, articles=args.paths or None)
     t = time.perf_counter()
-    if not args.no_onnx and settings.backend != "torch":
-        from .engine import _stderr
-        from .onnx_backend import export_model
-
-        export_model(settings.model, settings.index_path, log=_stderr)
-    engine = Engine.open(settings, force=args.force, progress=_progress())
+    engine = Engine.open(settings, force=args.force, export_onnx=not args.no_onnx, progress=_progress())
     m = engine.index.manifest
     print(f"{m['counts']['articles']} article(s), {m['counts']['passages']} passages, model {m['model']['name']} "
           f"({engine.embedder.backend}), "

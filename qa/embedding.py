@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -52,7 +51,7 @@ class Embedder(Protocol):
         """Word pieces one text may have without being truncated (special tokens excluded)."""
         ...
 
-    def encode(self, texts: Sequence[str], *, progress: bool = False) -> Encoded: ...
+    def encode(self, texts: Sequence[str]) -> Encoded: ...
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]: ...
 
@@ -155,13 +154,12 @@ class SentenceTransformerEmbedder:
         ids = self.tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
         return [len(x) for x in ids]
 
-    def encode(self, texts: Sequence[str], *, progress: bool = False) -> Encoded:
+    def encode(self, texts: Sequence[str]) -> Encoded:
         texts = list(texts)
         if not texts:
             return Encoded(np.zeros((0, self.dimension), np.float32), [], [])
         outs = self.model.encode(
-            texts, batch_size=32, output_value=None, normalize_embeddings=True,
-            show_progress_bar=progress and sys.stderr.isatty(),
+            texts, batch_size=32, output_value=None, normalize_embeddings=True, show_progress_bar=False,
         )
         enc = self.tokenizer(texts, return_offsets_mapping=True, truncation=True, max_length=self.model.max_seq_length)
         vectors = np.stack([o["sentence_embedding"].float().numpy() for o in outs]).astype(np.float32)

@@ -21,7 +21,7 @@ from .errors import IndexMissingError, QuestionError, StaleIndexError
 from .retrieval import FusionMethod, Query, Retriever
 from .store import FORMAT_VERSION, StoredIndex, build_index, load_index, read_manifest, save_index
 from .types import Answer, Article
-from .answer import ANSWER_FROM_TOP, compose_answer
+from .answer import compose_answer
 
 Log = Callable[[str], None]
 
@@ -83,15 +83,17 @@ class Engine:
     @classmethod
     def open(cls, settings: Settings | None = None, *, articles: Sequence[Article] | None = None,
              sources: Sequence[str] | None = None, embedder: Embedder | None = None, force: bool = False,
-             progress: bool = False, log: Log = _stderr, method: FusionMethod = "hybrid") -> Engine:
+             export_onnx: bool = False, progress: bool = False, log: Log = _stderr,
+             method: FusionMethod = "hybrid") -> Engine:
         """Open the index in `settings.index_dir` for the corpus, building or refreshing it when needed.
 
         The corpus is `articles` if given (already read, e.g. from SQuAD), else the files under
-        `settings.articles`, else the sources recorded in the index, else `articles/`.
+        `settings.articles`, else the sources recorded in the index, else `articles/`. With `export_onnx`
+        (what `qa build` does), the model is exported to ONNX into the index folder once the articles have
+        been read, so the build and later queries run on onnxruntime.
         """
         settings = settings or resolve_settings()
         folder = settings.index_path
-        embedder = embedder or make_embedder(settings.model, settings.backend, folder)
         manifest = None
         try:
             manifest = read_manifest(folder)
@@ -108,6 +110,12 @@ class Engine:
             sources = [str(Path(s).resolve()) for s in sources]
             articles = read_corpus(sources)
         sources = list(sources or [])
+        if embedder is None:
+            if export_onnx and settings.backend != "torch":
+                from .onnx_backend import export_model
+
+                export_model(settings.model, folder, log=log)
+            embedder = make_embedder(settings.model, settings.backend, folder)
         chunking = cls.chunking_settings(settings, embedder)
         if manifest is not None and not force:
             changes = describe_changes(manifest, articles, settings.model, chunking)
@@ -151,7 +159,7 @@ class Engine:
         if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50:
             raise QuestionError(f"The number of passages must be a whole number from 1 to 50, not {k!r}.")
         query = self.query(text)
-        hits = self.retriever.search(query, max(k, ANSWER_FROM_TOP))
+        hits = self.retriever.search(query, k)
         return compose_answer(text, hits, self.index, k=k, abstain_below=self.settings.abstain_below, corrected=query.text)
 
     def ask_many(self, questions: Iterable[str], k: int | None = None) -> Iterable[Answer]:

@@ -178,15 +178,24 @@ def squad_corpus(path: str | Path) -> tuple[list, list[GoldQuestion]]:
     """A SQuAD v1.1 or v2.0 file as a newsroom archive: one article per SQuAD article (its paragraphs
     joined by blank lines; offsets refer to that text, not the JSON file) and one gold question per
     question, whose evidence is its answers (v2.0's impossible questions are unanswerable)."""
+    p = Path(path)
+    layout = '{"data": [{"title", "paragraphs": [{"context", "qas": [{"id", "question", "answers": [{"text"}]}]}]}]}'
+    try:
+        data = json.loads(p.read_text(encoding="utf-8"))["data"]
+        return _squad_articles(p, data)
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GoldSetError(f"{p}: cannot read the SQuAD file ({exc}).") from None
+    except (ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+        raise GoldSetError(f"{p}: not a SQuAD file ({type(exc).__name__}: {exc}); expected {layout}.") from None
+
+
+def _squad_articles(p: Path, data: list) -> tuple[list, list[GoldQuestion]]:
     import hashlib
 
     from .types import Article, Paragraph
 
-    p = Path(path)
-    try:
-        data = json.loads(p.read_text(encoding="utf-8"))["data"]
-    except (OSError, ValueError, KeyError) as exc:
-        raise GoldSetError(f"{p}: not a SQuAD file ({exc}); expected {{\"data\": [{{\"title\", \"paragraphs\"}}]}}.") from None
+    if not isinstance(data, list) or not data:
+        raise ValueError("'data' must be a non-empty list of articles")
     articles, golds = [], []
     for item in data:
         aid = item["title"]

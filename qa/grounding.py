@@ -22,16 +22,17 @@ _NUMBER_WORDS = (
 )
 _NUMBER = re.compile(r"\d|\b(" + "|".join(_NUMBER_WORDS.split()) + r")\b", re.IGNORECASE)
 _MONTHS = "january february march april may june july august september october november december jan feb mar apr jun jul aug sep sept oct nov dec"
+_CLOCK = r"\b\d{1,2}(?::\d{2})?\s*(?:a\.m\.|p\.m\.|am\b|pm\b|o'clock\b)"
 _TIME = re.compile(
-    r"\b(\d{1,2}(:\d{2})?\s*(a\.m\.|p\.m\.|am|pm)|\d{4}|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+    _CLOCK + r"|\b(?:\d{4}|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
     r"|today|tonight|yesterday|tomorrow|morning|afternoon|evening|night|week|weekend|month|year|years|decade|century"
     r"|spring|summer|fall|autumn|winter|earlier|later|recently|since|until|ago|dawn|noon|midnight|"
     + "|".join(_MONTHS.split()) + r")\b",
     re.IGNORECASE,
 )
 _AGE = re.compile(
-    r"\b(\d{1,3}|" + "|".join(_NUMBER_WORDS.split()[:29]) + r")[- ](year|years|month|months|week|weeks|day|days)[- ]old\b"
-    r"|\bage(d| of)? \d{1,3}\b|\bages? (of )?\d|\bat \d{1,2}\b|\b\d0s\b|\bteen|\bminor\b|\binfant|\bborn\b",
+    r"\b(?:\d{1,3}|" + "|".join(_NUMBER_WORDS.split()[:29]) + r")[- ](?:year|years|month|months|week|weeks|day|days)[- ]old\b"
+    r"|\bage(?:d| of)? \d{1,3}\b|\bages? (?:of )?\d|\b\d0s\b|\bteen|\bminor\b|\binfant|\bborn\b",
     re.IGNORECASE,
 )
 _MONEY = re.compile(r"[$€£¥]\s?\d|\b\d[\d,.]*\s*(dollars|cents|euros|pounds|million|billion)\b|\bbudget\b", re.IGNORECASE)

@@ -186,7 +186,7 @@ class OnnxEmbedder:
         counter.no_truncation()
         return [len(e.ids) - 2 for e in counter.encode_batch(list(texts))]
 
-    def encode(self, texts: Sequence[str], *, progress: bool = False, batch: int = 32) -> Encoded:
+    def encode(self, texts: Sequence[str], *, batch: int = 32) -> Encoded:
         texts = list(texts)
         if not texts:
             return Encoded(np.zeros((0, self.dimension), np.float32), [], [])
@@ -195,13 +195,6 @@ class OnnxEmbedder:
         tokens: list[np.ndarray] = [np.zeros((0, self.dimension), np.float32)] * len(texts)
         offsets: list[np.ndarray] = [np.zeros((0, 2), np.int64)] * len(texts)
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))  # similar lengths pad little
-        bar = None
-        if progress:
-            import sys
-
-            from tqdm import tqdm
-
-            bar = tqdm(total=len(texts), desc="Embedding", unit="passage", disable=not sys.stderr.isatty())
         for b0 in range(0, len(order), batch):
             idx = order[b0 : b0 + batch]
             width = max(len(encodings[i].ids) for i in idx)
@@ -219,8 +212,4 @@ class OnnxEmbedder:
                 vectors[i] = v / max(float(np.linalg.norm(v)), 1e-12)
                 tokens[i] = np.ascontiguousarray(h[1 : n - 1], dtype=np.float32)
                 offsets[i] = np.asarray(encodings[i].offsets[1 : n - 1], dtype=np.int64).reshape(-1, 2)
-            if bar is not None:
-                bar.update(len(idx))
-        if bar is not None:
-            bar.close()
         return Encoded(vectors, tokens, offsets)

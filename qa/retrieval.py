@@ -63,28 +63,47 @@ def _top(scores: np.ndarray, n: int) -> np.ndarray:
     return part[np.argsort(-scores[part], kind="stable")]
 
 
-def maxsim(index: StoredIndex, query: Query, row: int) -> float:
-    t0, t1 = index.token_first[row], index.token_first[row + 1]
-    if len(query.tokens) == 0 or t1 == t0:
-        return float("nan")
-    sims = query.tokens @ index.token_vectors[t0:t1].astype(np.float32).T
-    return float(sims.max(axis=1).mean())
+class LateInteraction:
+    """MaxSim of one question against several passages, from one similarity matrix.
 
+    `passage[i]` is the mean, over the question's content pieces, of their best cosine with a content piece
+    of passage rows[i] (NaN when either side has none); `sentences(i)` is the same per sentence.
+    """
 
-def sentence_maxsim(index: StoredIndex, query: Query, row: int) -> np.ndarray:
-    """MaxSim of the question with each sentence of a passage (NaN where a sentence has no content piece)."""
-    n = len(index.chunks[row].sentences)
-    out = np.full(n, np.nan)
-    t0, t1 = index.token_first[row], index.token_first[row + 1]
-    if len(query.tokens) == 0 or t1 == t0:
+    def __init__(self, index: StoredIndex, query: Query, rows: np.ndarray) -> None:
+        self.index = index
+        self.rows = [int(r) for r in rows]
+        first, last = index.token_first[self.rows], index.token_first[np.asarray(self.rows, dtype=np.int64) + 1]
+        self.bounds = np.concatenate([[0], np.cumsum(last - first)]).astype(np.int64)
+        if len(query.tokens) and self.bounds[-1]:
+            picks = np.concatenate([np.arange(a, b) for a, b in zip(first, last)])
+            self.sims = query.tokens @ index.token_vectors[picks].astype(np.float32).T  # (question pieces, pieces)
+            self.owner = index.token_sentence[picks]
+        else:
+            self.sims = None
+        self.passage = np.full(len(self.rows), np.nan)
+        if self.sims is not None:
+            nonempty = np.flatnonzero(self.bounds[1:] > self.bounds[:-1])
+            best = np.maximum.reduceat(self.sims, self.bounds[nonempty], axis=1)  # (question pieces, passages)
+            self.passage[nonempty] = best.mean(axis=0)
+
+    def sentences(self, i: int) -> np.ndarray:
+        n = len(self.index.chunks[self.rows[i]].sentences)
+        out = np.full(n, np.nan)
+        a, b = self.bounds[i], self.bounds[i + 1]
+        if self.sims is None or a == b:
+            return out
+        sims, owner = self.sims[:, a:b], self.owner[a:b]
+        for j in range(n):
+            cols = owner == j
+            if cols.any():
+                out[j] = float(sims[:, cols].max(axis=1).mean())
         return out
-    sims = query.tokens @ index.token_vectors[t0:t1].astype(np.float32).T
-    owner = index.token_sentence[t0:t1]
-    for j in range(n):
-        cols = owner == j
-        if cols.any():
-            out[j] = float(sims[:, cols].max(axis=1).mean())
-    return out
+
+
+def maxsim(index: StoredIndex, query: Query, row: int) -> float:
+    """MaxSim of the question with one passage (see LateInteraction)."""
+    return float(LateInteraction(index, query, np.array([row])).passage[0])
 
 
 class Retriever:
@@ -140,12 +159,13 @@ class Retriever:
         order = np.argsort(-first, kind="stable")
         late = np.full(len(cands.rows), np.nan)
         score = first.astype(np.float64).copy()
+        top = order[: max(self.rerank, k)]
+        interaction = LateInteraction(index, query, cands.rows[top])
+        where = {int(i): j for j, i in enumerate(top)}  # candidate -> its place in `interaction`
         if self.method == "hybrid":
-            top = order[: max(self.rerank, k)]
-            for i in top:
-                late[i] = maxsim(index, query, int(cands.rows[i]))
+            late[top] = interaction.passage
             a = self.maxsim_weight
-            score[top] = [a * late[i] + (1 - a) * first[i] if not np.isnan(late[i]) else first[i] for i in top]
+            score[top] = np.where(np.isnan(late[top]), first[top], a * np.nan_to_num(late[top]) + (1 - a) * first[top])
             rest = np.setdiff1d(np.arange(len(cands.rows)), top)
             score[rest] = first[rest] - 10.0  # below every reranked passage
             order = np.argsort(-score, kind="stable")
@@ -161,7 +181,7 @@ class Retriever:
             seen_text.add(text)
             kept_vectors.append(vec)
             cos = cands.sentence_scores[i]
-            sent_late = sentence_maxsim(index, query, r)
+            sent_late = interaction.sentences(where[int(i)]) if int(i) in where else np.full(len(cos), np.nan)
             a = self.maxsim_weight
             per_sentence = np.where(np.isnan(sent_late), cos, a * np.nan_to_num(sent_late) + (1 - a) * cos)
             hits.append(Hit(r, float(score[i]), float(cands.dense[i]), float(cands.sentence[i]), float(cands.lexical[i]),

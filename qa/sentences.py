@@ -14,8 +14,9 @@ from .types import Span
 # Abbreviations that come before a name or number ("Gov. Abbott", "No. 5"): never a boundary.
 _TITLES = frozenset(
     "mr mrs ms mx dr prof gov sen rep gen lt col sgt capt cpl maj adm cmdr supt det insp rev hon pres atty "
-    "fr sr jr st mt ft no nos vol vols fig figs vs v ald cmsr comm messrs".split()
+    "fr sr jr st mt ft vol vols fig figs vs v ald cmsr comm messrs".split()
 )
+_BEFORE_NUMBER = frozenset({"no", "nos"})  # "No. 5": an abbreviation only before a number; "said no." ends
 # Other abbreviations: a boundary only before a word that typically starts a sentence.
 _ABBREVIATIONS = frozenset(
     "inc corp co ltd llc bros dept univ assn est approx etc ave blvd rd hwy jan feb mar apr jun jul aug sep "
@@ -53,6 +54,8 @@ def _is_boundary(text: str, match: re.Match[str]) -> bool:
         return False  # an initial: "John F. Kennedy"
     if bare in _TITLES:
         return False
+    if bare in _BEFORE_NUMBER:
+        return not first.isdigit()
     starter = re.sub(r"\W+$", "", word).lower()
     if "." in token or bare in _ABBREVIATIONS:  # U.S., a.m., D.C., Inc.
         return starter in _STARTERS

@@ -105,10 +105,16 @@ def _unit(x: np.ndarray) -> np.ndarray:
 def embed_chunks(chunks: Sequence[Chunk], embedder, *, progress: bool = False, batch: int = 256) -> list[ChunkVectors]:
     """One forward pass per passage. Sentence vectors are the mean of the sentence's word-piece vectors
     in the context of its passage; a one-sentence passage's sentence vector is its passage vector."""
+    import sys
+
+    from tqdm import tqdm
+
     out: list[ChunkVectors] = []
+    bar = tqdm(total=len(chunks), desc="Embedding", unit="passage", disable=not (progress and sys.stderr.isatty()))
     for b0 in range(0, len(chunks), batch):
         part = chunks[b0 : b0 + batch]
-        enc = embedder.encode([c.text for c in part], progress=progress and len(chunks) > batch)
+        enc = embedder.encode([c.text for c in part])
+        bar.update(len(part))
         for c, vec, tok, offs in zip(part, enc.vectors, enc.tokens, enc.offsets):
             if len(c.sentences) == 1:
                 sentences = vec[None, :]
@@ -123,6 +129,7 @@ def embed_chunks(chunks: Sequence[Chunk], embedder, *, progress: bool = False, b
             starts = np.array([s.start - c.start for s in c.sentences])
             owner = np.clip(np.searchsorted(starts, offs[keep, 0], side="right") - 1, 0, len(starts) - 1)
             out.append(ChunkVectors(vec, sentences, _unit(tok[keep]).astype(np.float16), owner.astype(np.int16)))
+    bar.close()
     return out
 
 
@@ -271,10 +278,35 @@ def read_manifest(folder: Path) -> dict:
         raise IndexMissingError(f"No index at {folder}/ ({MANIFEST} is missing); build one with `qa build ARTICLES...`.")
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
-        manifest["parts"], manifest["files"], manifest["model"]["name"]  # noqa: B018 - the keys must exist
-    except (ValueError, KeyError, TypeError) as exc:
-        raise IndexCorruptError(f"{path} is not a valid index manifest ({exc}); {REBUILD_HINT}.") from None
+        problem = _manifest_problem(manifest)
+    except (OSError, ValueError) as exc:
+        problem = str(exc)
+    if problem:
+        raise IndexCorruptError(f"{path} is not a valid index manifest ({problem}); {REBUILD_HINT}.")
     return manifest
+
+
+_MANIFEST_SHAPE = {"format_version": int, "model": dict, "chunking": dict, "sources": list, "articles": list,
+                   "counts": dict, "parts": dict, "files": dict}
+_ARTICLE_KEYS = ("id", "path", "title", "date", "sha256")
+
+
+def _manifest_problem(manifest: object) -> str | None:
+    """What is missing or of the wrong type in a manifest, or None."""
+    if not isinstance(manifest, dict):
+        return "not a JSON object"
+    for key, kind in _MANIFEST_SHAPE.items():
+        if not isinstance(manifest.get(key), kind):
+            return f"{key!r} is missing or not a {kind.__name__}"
+    if not isinstance(manifest["model"].get("name"), str) or not isinstance(manifest["model"].get("dimension"), int):
+        return "'model' needs 'name' and 'dimension'"
+    for a in manifest["articles"]:
+        if not isinstance(a, dict) or any(k not in a for k in _ARTICLE_KEYS):
+            return f"an entry of 'articles' lacks one of {list(_ARTICLE_KEYS)}"
+    missing = [k for k in ("passages", "dense", "sentences", "tokens", "token_sentences", "lexical") if k not in manifest["parts"]]
+    if missing:
+        return f"'parts' lacks {missing}"
+    return None
 
 
 def load_index(folder: Path, manifest: dict | None = None) -> StoredIndex:

@@ -1,10 +1,12 @@
 """The chat in a real browser: headless Debian Chromium against `python app.py` (real model, seed article).
 
 Skipped, with the reason, only when /usr/bin/chromium is absent (`apt-get install -y chromium`).
-The answered chat is saved to docs/screenshot.png for the README.
+The answered chat is saved to docs/screenshot.png for the README when QA_UPDATE_SCREENSHOT=1.
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 from conftest import CHROMIUM
@@ -56,7 +58,7 @@ def ask(page: Page, question: str):
     return bots.nth(before)
 
 
-def test_answer_is_quoted_with_its_citation(chat: Page):
+def test_answer_is_quoted_with_its_citation(chat: Page, tmp_path):
     reply = ask(chat, VICTIMS)
     expect(reply.locator("blockquote").first).to_contain_text(VICTIMS_ANSWER)
     expect(reply.locator("blockquote").first).to_contain_text("[1]")
@@ -72,11 +74,14 @@ def test_answer_is_quoted_with_its_citation(chat: Page):
     article = chat.locator("#article-text")
     expect(article.locator("mark")).to_contain_text(VICTIMS_ANSWER)
     expect(article.locator("sup")).to_have_text(["[3]", "[2]", "[1]"])  # in the article's order
-    SCREENSHOT.parent.mkdir(exist_ok=True)
+    # QA_UPDATE_SCREENSHOT=1 refreshes the README's picture; otherwise the shot goes to a temporary folder
+    shot = SCREENSHOT if os.environ.get("QA_UPDATE_SCREENSHOT") else tmp_path / "screenshot.png"
+    shot.parent.mkdir(exist_ok=True)
     chat.locator("#article-text mark").scroll_into_view_if_needed()
     chat.get_by_test_id("user").last.evaluate(SCROLL_CHAT_TO_TOP)  # the question and the quote in view
     chat.wait_for_timeout(300)
-    chat.screenshot(path=str(SCREENSHOT))
+    chat.screenshot(path=str(shot))
+    assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and shot.stat().st_size > 20_000
 
 
 def test_example_runs_on_click(chat: Page):

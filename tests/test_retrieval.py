@@ -318,7 +318,7 @@ def no_numbers(tmp_path_factory) -> Engine:
 def test_missing_kind_of_fact_abstains(no_numbers):
     answer = no_numbers.ask("How many volunteers will staff the library night shifts?")
     assert answer.abstained
-    assert answer.reason == "None of the closest passages gives a number for this question."
+    assert answer.reason == "The closest passage gives no number for this question."
     assert where(no_numbers, answer.passages[0]) == ("library", 3)
     # the same question without "how many" is answered from that passage
     answer = no_numbers.ask("Who will staff the library night shifts?")
