@@ -24,7 +24,7 @@ _NUMBER = re.compile(r"\d|\b(" + "|".join(_NUMBER_WORDS.split()) + r")\b", re.IG
 _MONTHS = "january february march april may june july august september october november december jan feb mar apr jun jul aug sep sept oct nov dec"
 _CLOCK = r"\b\d{1,2}(?::\d{2})?\s*(?:a\.m\.|p\.m\.|am\b|pm\b|o'clock\b)"
 _TIME = re.compile(
-    _CLOCK + r"|\b(?:\d{4}|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
+    _CLOCK + r"|\b(?:\d{4}|'?\d0s|\d{4}s|\d{1,2}(?:st|nd|rd|th)|monday|tuesday|wednesday|thursday|friday|saturday|sunday"
     r"|today|tonight|yesterday|tomorrow|morning|afternoon|evening|night|week|weekend|month|year|years|decade|century"
     r"|spring|summer|fall|autumn|winter|earlier|later|recently|since|until|ago|dawn|noon|midnight|"
     + "|".join(_MONTHS.split()) + r")\b",
@@ -32,10 +32,14 @@ _TIME = re.compile(
 )
 _AGE = re.compile(
     r"\b(?:\d{1,3}|" + "|".join(_NUMBER_WORDS.split()[:29]) + r")[- ](?:year|years|month|months|week|weeks|day|days)[- ]old\b"
-    r"|\bage(?:d| of)? \d{1,3}\b|\bages? (?:of )?\d|\b\d0s\b|\bteen|\bminor\b|\binfant|\bborn\b",
+    r"|\bage(?:d| of)? \d{1,3}\b|\bages? (?:of )?\d|\b\d0s\b|\bteen|\bminor\b|\binfant|\bborn\b"
+    r"|(?-i:\b[A-Z][\w'’-]+, \d{1,3},)",  # "Kersten, 45, said": the news style for an age
     re.IGNORECASE,
 )
-_MONEY = re.compile(r"[$€£¥]\s?\d|\b\d[\d,.]*\s*(dollars|cents|euros|pounds|million|billion)\b|\bbudget\b", re.IGNORECASE)
+_MONEY = re.compile(
+    r"[$€£¥]\s?\d|\b\d[\d,.]*\s*(dollars|cents|euros|pounds|million|billion)\b|\bbudget\b|\bfree\b|\bno (charge|cost|fee)\b",
+    re.IGNORECASE,
+)
 
 _TYPE_PATTERNS: dict[AnswerType, re.Pattern[str]] = {"number": _NUMBER, "time": _TIME, "age": _AGE, "money": _MONEY}
 
@@ -49,7 +53,10 @@ def expected_type(question: str) -> AnswerType | None:
     # "how much effort / attention" asks for no figure; "how much ... cost" is handled above
     if re.search(r"\bhow many\b|\bwhat number of\b|\bhow much (more|less|higher|lower|bigger|larger|smaller|of)\b", q):
         return "number"
-    if re.search(r"^(when|since when|until when)\b|\b(what|which) (day|date|time|year|month|week)\b|\bwhat time\b", q):
+    # "when did / was / will ..." asks for a time; "when do treaties apply?" or "when violence is used, ..."
+    # asks for a condition, so only past, future and "is/are ... (going to)" forms count
+    if re.search(r"^(since |until )?when (did|was|were|will|is|are|has|had|have)\b"
+                 r"|\b(what|which) (day|date|time|year|month|week|decade|century)\b|\bhow long ago\b", q):
         return "time"
     return None
 
