@@ -97,7 +97,20 @@ def _quiet_libraries() -> None:
         logging.getLogger(noisy).setLevel(logging.ERROR)
 
 
-class SentenceTransformerEmbedder:
+class TokenizerVocabulary:
+    """`is_known_word` for embedders that have a Hugging Face style `tokenizer` with `get_vocab()`."""
+
+    tokenizer: object
+
+    @cached_property
+    def _vocab(self) -> set[str]:
+        return set(self.tokenizer.get_vocab())
+
+    def is_known_word(self, word: str) -> bool:
+        return word.lower() in self._vocab
+
+
+class SentenceTransformerEmbedder(TokenizerVocabulary):
     """The PyTorch path: sentence-transformers' own model and tokenizer."""
 
     backend = "torch"
@@ -140,13 +153,6 @@ class SentenceTransformerEmbedder:
     @property
     def max_tokens(self) -> int:
         return int(self.model.max_seq_length) - 2  # [CLS] and [SEP]
-
-    @cached_property
-    def _vocab(self) -> set[str]:
-        return set(self.tokenizer.get_vocab())
-
-    def is_known_word(self, word: str) -> bool:
-        return word.lower() in self._vocab
 
     def count_tokens(self, texts: Sequence[str]) -> list[int]:
         if not texts:

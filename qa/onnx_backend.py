@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedding import Encoded, resolve_model_path
+from .embedding import Encoded, TokenizerVocabulary, resolve_model_path
 from .errors import ConfigError
 
 EXPORT_FOLDER = "onnx"
@@ -124,7 +124,7 @@ def export_model(model: str, index_dir: Path, *, log: Callable[[str], None] = la
     return folder
 
 
-class OnnxEmbedder:
+class OnnxEmbedder(TokenizerVocabulary):
     """Same vectors as SentenceTransformerEmbedder, from onnxruntime; never imports torch."""
 
     backend = "onnx"
@@ -171,20 +171,18 @@ class OnnxEmbedder:
         return int(self.meta["max_seq_length"]) - 2
 
     @cached_property
-    def _vocab(self) -> set[str]:
-        return set(self.tokenizer.get_vocab())
-
-    def is_known_word(self, word: str) -> bool:
-        return word.lower() in self._vocab
-
-    def count_tokens(self, texts: Sequence[str]) -> list[int]:
-        if not texts:
-            return []
+    def _counter(self):
+        """The same tokenizer without truncation: counting must see a text's full length."""
         from tokenizers import Tokenizer
 
         counter = Tokenizer.from_str(self.tokenizer.to_str())
         counter.no_truncation()
-        return [len(e.ids) - 2 for e in counter.encode_batch(list(texts))]
+        return counter
+
+    def count_tokens(self, texts: Sequence[str]) -> list[int]:
+        if not texts:
+            return []
+        return [len(e.ids) - 2 for e in self._counter.encode_batch(list(texts), add_special_tokens=True)]
 
     def encode(self, texts: Sequence[str], *, batch: int = 32) -> Encoded:
         texts = list(texts)

@@ -11,7 +11,7 @@ import os
 import pytest
 from conftest import CHROMIUM
 from playwright.sync_api import Page, expect
-from test_app import AUTH_USERS, AUTH_VALUE, VICTIMS, VICTIMS_ANSWER, AppServer, ROOT, make_project
+from test_app import AUTH_USERS, ROOT, VICTIMS, VICTIMS_ANSWER, servers  # noqa: F401 - servers is a fixture
 
 pytestmark = [
     pytest.mark.browser,
@@ -26,17 +26,6 @@ SCROLL_CHAT_TO_TOP = """e => {
     while (box && box.scrollHeight <= box.clientHeight) box = box.parentElement;
     if (box) { box.style.scrollBehavior = "auto"; box.scrollTop = 0; }
 }"""
-
-
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory):
-    project = make_project(tmp_path_factory)
-    started = [AppServer(project), AppServer(project, {"QA_AUTH": AUTH_VALUE})]
-    try:
-        yield tuple(s.wait() for s in started)
-    finally:
-        for s in started:
-            s.stop()
 
 
 @pytest.fixture
