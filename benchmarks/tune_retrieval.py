@@ -92,6 +92,7 @@ def main() -> None:
     for w in (0.5, 0.6, 0.7):
         for a in (0.5, 0.6, 0.7, 0.8):
             report(f"hybrid w={w} a={a} (maxsim rerank of 20)", lambda c, ms, w=w, a=a: hybrid(c, ms, w, a))
+    report("hybrid w=0.6 a=0.7 (maxsim rerank of 10)", lambda c, ms: hybrid(c, ms, 0.6, 0.7, rerank=10))
 
     if any(not g.answerable for g in golds):
         from dataclasses import replace

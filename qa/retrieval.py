@@ -6,8 +6,8 @@ For each candidate passage (the union of each retriever's top `candidates`):
 - lexical: BM25 divided by the best BM25 of this question (1.0 for the best lexical match);
 - maxsim: mean, over the question's content word pieces, of the best cosine with one of the passage's
   content word pieces (ColBERT-style late interaction on the model's contextual piece vectors).
-first = w * max(dense, sentence) + (1 - w) * lexical ranks the candidates; the best `rerank` of them are
-ordered by a * maxsim + (1 - a) * first. Method and weights were chosen by measurement (README, "How the
+first = w * max(dense, sentence) + (1 - w) * lexical ranks the candidates; the best `rerank` (10) of them
+are ordered by a * maxsim + (1 - a) * first. Method and weights were chosen by measurement (README, "How the
 settings were chosen"); the other methods stay for comparison.
 """
 
@@ -77,7 +77,7 @@ class LateInteraction:
         self.bounds = np.concatenate([[0], np.cumsum(last - first)]).astype(np.int64)
         if len(query.tokens) and self.bounds[-1]:
             picks = np.concatenate([np.arange(a, b) for a, b in zip(first, last)])
-            self.sims = query.tokens @ index.token_vectors[picks].astype(np.float32).T  # (question pieces, pieces)
+            self.sims = query.tokens @ index.token_vectors[picks].T  # (question pieces, pieces)
             self.owner = index.token_sentence[picks]
         else:
             self.sims = None
@@ -108,7 +108,7 @@ def maxsim(index: StoredIndex, query: Query, row: int) -> float:
 
 class Retriever:
     def __init__(self, index: StoredIndex, *, dense_weight: float = 0.6, maxsim_weight: float = 0.7,
-                 candidates: int = 50, rerank: int = 20, method: FusionMethod = "hybrid") -> None:
+                 candidates: int = 50, rerank: int = 10, method: FusionMethod = "hybrid") -> None:
         self.index = index
         self.dense_weight = dense_weight
         self.maxsim_weight = maxsim_weight
@@ -129,8 +129,12 @@ class Retriever:
         rows = np.unique(np.concatenate([d_rows, l_rows]).astype(np.int64))
         dense = index.passage_vectors[rows] @ q[0]
         lexical = bm25[rows] / best_bm25 if best_bm25 > 0 else np.zeros(len(rows), np.float32)
-        sentence_scores = [index.sentence_vectors[index.sentence_first[r] : index.sentence_first[r + 1]] @ q[0] for r in rows]
-        sentence = np.array([s.max() for s in sentence_scores], dtype=np.float32)
+        first_s, last_s = index.sentence_first[rows], index.sentence_first[rows + 1]
+        picks = np.concatenate([np.arange(a, b) for a, b in zip(first_s, last_s)])
+        flat = index.sentence_vectors[picks] @ q[0]  # every sentence of every candidate, one product
+        bounds = np.concatenate([[0], np.cumsum(last_s - first_s)])
+        sentence_scores = [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
+        sentence = np.maximum.reduceat(flat, bounds[:-1]).astype(np.float32)
         return Candidates(rows, dense, sentence, lexical, sentence_scores)
 
     def first_stage(self, cands: Candidates, d_rank=None) -> np.ndarray:
