@@ -39,16 +39,21 @@ def chunk_article(article: Article, *, max_tokens: int, count_tokens: TokenCount
     """Passages of one article in reading order."""
     raw = article.raw
     chunks: list[Chunk] = []
-    for para in article.paragraphs:
-        sentences = split_sentences(raw[para.start : para.end], para.start)
-        counts = count_tokens([raw[s.start : s.end] for s in sentences])
+    split = [split_sentences(raw[p.start : p.end], p.start) for p in article.paragraphs]
+    # one tokenizer call per article: every sentence, then every paragraph
+    flat = count_tokens([raw[s.start : s.end] for sentences in split for s in sentences]
+                        + [raw[p.start : p.end] for p in article.paragraphs])
+    sentence_counts, paragraph_counts, at = [], flat[sum(len(x) for x in split):], 0
+    for sentences in split:
+        sentence_counts.append(flat[at : at + len(sentences)])
+        at += len(sentences)
+    for para, sentences, counts, whole in zip(article.paragraphs, split, sentence_counts, paragraph_counts):
         units: list[tuple[Span, int]] = []
         for s, n in zip(sentences, counts):
             if n <= max_tokens:
                 units.append((s, n))
             else:
                 units.extend((p, count_tokens([raw[p.start : p.end]])[0]) for p in _cut_long_sentence(raw, s, max_tokens, count_tokens))
-        whole = count_tokens([raw[para.start : para.end]])[0]
         if whole <= max_tokens and (max_sentences == 0 or len(units) <= max_sentences):
             groups = [[u[0] for u in units]]
         else:

@@ -31,7 +31,7 @@ class Settings:
     dense_weight: float = 0.6  # QA_DENSE_WEIGHT; BM25 gets 1 - dense_weight
     abstain_below: float = 0.22  # QA_ABSTAIN_BELOW: best semantic cosine under which we abstain
     maxsim_weight: float = 0.7  # QA_MAXSIM_WEIGHT: share of late interaction in the reranking score
-    candidates: int = 50  # QA_CANDIDATES: passages each retriever proposes before fusion
+    candidates: int = 20  # QA_CANDIDATES: passages each retriever proposes before fusion
     rerank: int = 10  # QA_RERANK: best first-stage passages reranked by late interaction
     max_sentences: int = 0  # QA_MAX_SENTENCES: sentences per passage, 0 = whole paragraph
 

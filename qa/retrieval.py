@@ -108,7 +108,7 @@ def maxsim(index: StoredIndex, query: Query, row: int) -> float:
 
 class Retriever:
     def __init__(self, index: StoredIndex, *, dense_weight: float = 0.6, maxsim_weight: float = 0.7,
-                 candidates: int = 50, rerank: int = 10, method: FusionMethod = "hybrid") -> None:
+                 candidates: int = 20, rerank: int = 10, method: FusionMethod = "hybrid") -> None:
         self.index = index
         self.dense_weight = dense_weight
         self.maxsim_weight = maxsim_weight

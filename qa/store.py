@@ -102,7 +102,7 @@ def _unit(x: np.ndarray) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-12)
 
 
-def embed_chunks(chunks: Sequence[Chunk], embedder, *, progress: bool = False, batch: int = 256) -> list[ChunkVectors]:
+def embed_chunks(chunks: Sequence[Chunk], embedder, *, progress: bool = False, batch: int = 1024) -> list[ChunkVectors]:
     """One forward pass per passage. Sentence vectors are the mean of the sentence's word-piece vectors
     in the context of its passage; a one-sentence passage's sentence vector is its passage vector."""
     import sys
