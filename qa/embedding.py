@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -60,21 +61,24 @@ class Embedder(Protocol):
         ...
 
 
+_ALNUM_RUN = re.compile(r"[^\W_]+")
+
+
 def content_mask(text: str, offsets: np.ndarray) -> np.ndarray:
-    """Pieces worth matching one by one: those of words that are not stopwords and have a letter or digit."""
-    keep = np.zeros(len(offsets), dtype=bool)
-    for i, (s, e) in enumerate(offsets):
-        if e <= s:
-            continue
-        # the whole word around the piece decides ("'s" of "COPA's" is not content, "COPA" is)
-        ws, we = s, e
-        while ws > 0 and text[ws - 1].isalnum():
-            ws -= 1
-        while we < len(text) and text[we].isalnum():
-            we += 1
-        word = text[ws:we].lower()
-        keep[i] = any(ch.isalnum() for ch in text[s:e]) and word not in STOPWORDS
-    return keep
+    """Pieces worth matching one by one: those inside a word that is not a stopword. The whole word around a
+    piece decides ("'s" of "COPA's" is not content, "COPA" is)."""
+    offsets = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    runs = [(m.start(), m.end()) for m in _ALNUM_RUN.finditer(text)]
+    if not runs or not len(offsets):
+        return np.zeros(len(offsets), dtype=bool)
+    starts = np.array([a for a, _ in runs])
+    ends = np.array([b for _, b in runs])
+    content = np.array([text[a:b].lower() not in STOPWORDS for a, b in runs])
+    word = np.searchsorted(starts, offsets[:, 0], side="right") - 1  # the run starting at or before the piece
+    inside = (word >= 0) & (offsets[:, 1] > offsets[:, 0])
+    word = np.clip(word, 0, len(runs) - 1)
+    inside &= offsets[:, 0] < ends[word]  # the piece overlaps that run (not punctuation after it)
+    return inside & content[word]
 
 
 def resolve_model_path(name: str) -> str:
@@ -160,21 +164,33 @@ class SentenceTransformerEmbedder(TokenizerVocabulary):
         ids = self.tokenizer(list(texts), add_special_tokens=False, truncation=False)["input_ids"]
         return [len(x) for x in ids]
 
-    def encode(self, texts: Sequence[str]) -> Encoded:
+    def encode(self, texts: Sequence[str], *, batch: int = 32) -> Encoded:
+        """The model's own forward pass on our tokenization, so the word pieces' offsets come from the same
+        call (sentence-transformers' encode would tokenize once more to no purpose). Longest texts first in
+        batches of 32, as sentence-transformers does, to keep padding low."""
+        import torch
+
         texts = list(texts)
-        if not texts:
-            return Encoded(np.zeros((0, self.dimension), np.float32), [], [])
-        outs = self.model.encode(
-            texts, batch_size=32, output_value=None, normalize_embeddings=True, show_progress_bar=False,
-        )
-        enc = self.tokenizer(texts, return_offsets_mapping=True, truncation=True, max_length=self.model.max_seq_length)
-        vectors = np.stack([o["sentence_embedding"].float().numpy() for o in outs]).astype(np.float32)
-        tokens, offsets = [], []
-        for o, offs in zip(outs, enc["offset_mapping"]):
-            te = o["token_embeddings"].float().numpy()
-            tokens.append(np.ascontiguousarray(te[1 : len(offs) - 1]))  # drop [CLS] and [SEP]
-            offsets.append(np.asarray(offs[1:-1], dtype=np.int64).reshape(-1, 2))
-        return Encoded(vectors / np.linalg.norm(vectors, axis=1, keepdims=True), tokens, offsets)
+        vectors = np.zeros((len(texts), self.dimension), np.float32)
+        tokens: list[np.ndarray] = [np.zeros((0, self.dimension), np.float32)] * len(texts)
+        offsets: list[np.ndarray] = [np.zeros((0, 2), np.int64)] * len(texts)
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        for b0 in range(0, len(order), batch):
+            idx = order[b0 : b0 + batch]
+            enc = self.tokenizer([texts[i] for i in idx], padding=True, truncation=True,
+                                 max_length=self.model.max_seq_length, return_tensors="pt", return_offsets_mapping=True)
+            spans = enc.pop("offset_mapping").numpy()
+            with torch.inference_mode():
+                out = self.model(dict(enc))
+            hidden = out["token_embeddings"].float().numpy()
+            pooled = out["sentence_embedding"].float().numpy()
+            lengths = enc["attention_mask"].sum(dim=1).tolist()
+            for row, i in enumerate(idx):
+                n = int(lengths[row])
+                vectors[i] = pooled[row] / max(float(np.linalg.norm(pooled[row])), 1e-12)
+                tokens[i] = np.ascontiguousarray(hidden[row, 1 : n - 1])  # drop [CLS] and [SEP]
+                offsets[i] = spans[row, 1 : n - 1].astype(np.int64)
+        return Encoded(vectors, tokens, offsets)
 
 
 def make_embedder(name: str = DEFAULT_MODEL, backend: str = "auto", index_dir: str | Path | None = None) -> Embedder:
