@@ -60,26 +60,28 @@ def compose_answer(question: str, hits: Sequence[Hit], index: StoredIndex, *, k:
         if missing:
             reason = "The articles never mention " + " or ".join(repr(m) for m in missing) + "."
 
-    best: tuple[float, int, int] | None = None  # (score, rank, sentence index)
-    for rank, h in enumerate(hits[:1], start=1):
-        for i, score in enumerate(h.sentence_scores):
-            if kind is not None and not has_type(_sentence_text(index, h, i), kind):
-                continue
-            if best is None or score > best[0]:
-                best = (score, rank, i)
-    if reason is None and best is None and hits:
-        reason = f"The closest passage gives no {_TYPE_WORDS[kind]} for this question."
+    answer_sentence: int | None = None  # index of the answer sentence in the top passage
+    if hits:
+        top = hits[0]
+        eligible = [i for i in range(len(top.sentence_scores))
+                    if kind is None or has_type(_sentence_text(index, top, i), kind)]
+        if eligible:
+            answer_sentence = max(eligible, key=lambda i: top.sentence_scores[i])
+        elif reason is None:
+            reason = f"The closest passage gives no {_TYPE_WORDS[kind]} for this question."
     abstained = reason is not None
 
     passages = []
     for rank, h in enumerate(hits, start=1):
         chunk = index.chunks[h.row]
         info = index.articles[chunk.article_id]
-        i = best[2] if best is not None and best[1] == rank else max(range(len(chunk.sentences)), key=lambda j: h.sentence_scores[j])
+        if rank == 1 and answer_sentence is not None:
+            i = answer_sentence
+        else:
+            i = max(range(len(chunk.sentences)), key=lambda j: h.sentence_scores[j])
         citation = Citation(info.id, info.title, info.date, chunk.paragraph, chunk.start, chunk.end, display_path(info.path, index.root))
         passages.append(Passage(rank, h.score, max(h.dense, h.sentence), chunk.text, chunk.sentences[i],
                                 h.sentence_scores[i], citation, abstained))
-    if abstained or best is None:
+    if abstained:
         return Answer(question, True, None, None, tuple(passages), reason)
-    _, rank, i = best
-    return Answer(question, False, _sentence_text(index, hits[rank - 1], i), rank, tuple(passages), None)
+    return Answer(question, False, _sentence_text(index, hits[0], answer_sentence), 1, tuple(passages), None)

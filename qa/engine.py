@@ -9,19 +9,19 @@ what changed. Opening a fresh index embeds nothing.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from .articles import read_corpus
-from .config import Settings, resolve_settings
 import numpy as np
 
+from .answer import compose_answer
+from .articles import read_corpus
+from .config import Settings, resolve_settings
 from .embedding import Embedder, content_mask, make_embedder
 from .errors import IndexMissingError, QuestionError, StaleIndexError
 from .retrieval import FusionMethod, Query, Retriever
 from .store import FORMAT_VERSION, StoredIndex, build_index, load_index, read_manifest, save_index
 from .types import Answer, Article
-from .answer import compose_answer
 
 Log = Callable[[str], None]
 
@@ -112,7 +112,7 @@ class Engine:
         The corpus is `articles` if given (already read, e.g. from SQuAD), else the files under
         `settings.articles`, else the sources recorded in the index, else `articles/`. With `export_onnx`
         (what `qa build` does), the model is exported to ONNX into the index folder once the articles have
-        been read, so the build and later queries run on onnxruntime.
+        been read, so later queries run on onnxruntime; passages are embedded by `build_embedder`.
         """
         settings = settings or resolve_settings()
         folder = settings.index_path
@@ -149,7 +149,7 @@ class Engine:
                     "Run `qa build` to update it, or unset QA_REBUILD / drop --no-rebuild to let it rebuild."
                 )
             log(f"Updating the index in {folder}/: {'; '.join(changes)}")
-        elif manifest is None:
+        else:
             log(f"Building the index in {folder}/ ({len(articles)} article(s))")
         builder = build_embedder(embedder, settings.model)
         previous = None
@@ -184,7 +184,3 @@ class Engine:
         query = self.query(text)
         hits = self.retriever.search(query, k)
         return compose_answer(text, hits, self.index, k=k, abstain_below=self.settings.abstain_below, corrected=query.text)
-
-    def ask_many(self, questions: Iterable[str], k: int | None = None) -> Iterable[Answer]:
-        for q in questions:
-            yield self.ask(q, k)

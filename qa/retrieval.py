@@ -107,6 +107,8 @@ def maxsim(index: StoredIndex, query: Query, row: int) -> float:
 
 
 class Retriever:
+    """`search(query, k)` over one StoredIndex; `method` other than "hybrid" is for comparisons."""
+
     def __init__(self, index: StoredIndex, *, dense_weight: float = 0.6, maxsim_weight: float = 0.7,
                  candidates: int = 20, rerank: int = 10, method: FusionMethod = "hybrid") -> None:
         self.index = index
@@ -137,7 +139,7 @@ class Retriever:
         sentence = np.maximum.reduceat(flat, bounds[:-1]).astype(np.float32)
         return Candidates(rows, dense, sentence, lexical, sentence_scores)
 
-    def first_stage(self, cands: Candidates, d_rank=None) -> np.ndarray:
+    def first_stage(self, cands: Candidates) -> np.ndarray:
         semantic = np.maximum(cands.dense, cands.sentence)
         if self.method in ("hybrid", "convex"):
             return self.dense_weight * semantic + (1 - self.dense_weight) * cands.lexical
