@@ -32,9 +32,8 @@ def cmd_build(args: argparse.Namespace) -> int:
     t = time.perf_counter()
     engine = Engine.open(settings, force=args.force, export_onnx=not args.no_onnx, progress=_progress())
     m = engine.index.manifest
-    print(f"{m['counts']['articles']} article(s), {m['counts']['passages']} passages, model {m['model']['name']} "
-          f"({engine.embedder.backend}), "
-          f"index {settings.index_dir}/ ({time.perf_counter() - t:.1f} s)")
+    print(f"{m['counts']['articles']} article(s), {m['counts']['passages']} passages, model {m['model']['name']}, "
+          f"queries on {engine.embedder.backend}, index {settings.index_dir}/ ({time.perf_counter() - t:.1f} s)")
     return 0
 
 
