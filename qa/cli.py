@@ -129,7 +129,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             latencies.append(time.perf_counter() - t)
             results.append(r)
     metrics = compute_metrics(golds, results, latencies, k)
-    rows = per_question(golds, results, k)
+    rows = per_question(golds, results)
     if args.output:
         with open(args.output, "w", encoding="utf-8") as fh:
             for row, r in zip(rows, results):

@@ -132,7 +132,7 @@ def compute_metrics(golds: Sequence[GoldQuestion], results: Sequence[dict], late
     }
 
 
-def per_question(golds: Sequence[GoldQuestion], results: Sequence[dict], k: int) -> list[dict]:
+def per_question(golds: Sequence[GoldQuestion], results: Sequence[dict]) -> list[dict]:
     """One record per question: what was expected, what came back, and whether it was right."""
     rows = []
     for g, r in zip(golds, results):

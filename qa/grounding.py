@@ -13,6 +13,8 @@ import re
 from collections.abc import Iterable
 from typing import Literal
 
+from .lexical import words
+
 AnswerType = Literal["number", "time", "age", "money"]
 
 _NUMBER_WORDS = (
@@ -70,8 +72,6 @@ _NAME = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w’'-
 
 def _known(word: str, known: set[str] | dict[str, int]) -> bool:
     """Every part of a (possibly hyphenated) word is in `known`, allowing for plural and possessive."""
-    from .lexical import words
-
     return all(w in known or w.rstrip("s") in known or w + "s" in known or w + "es" in known for w in words(word))
 
 

@@ -80,11 +80,11 @@ class LexicalIndex:
         import bm25s
 
         bm25 = bm25s.BM25()
-        tokens = [tokenize(t) for t in texts]
-        bm25.index([t or [""] for t in tokens], show_progress=False)
+        split = [words(t) for t in texts]  # once per passage: for BM25 and for the vocabulary
+        bm25.index([stem_tokens(ws) or [""] for ws in split], show_progress=False)
         vocabulary: dict[str, int] = {}
-        for t in texts:
-            for w in set(words(t)):
+        for ws in split:
+            for w in set(ws):
                 vocabulary[w] = vocabulary.get(w, 0) + 1
         return cls(bm25, vocabulary)
 

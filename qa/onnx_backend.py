@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Callable, Sequence
 from functools import cached_property
 from pathlib import Path
@@ -111,14 +112,10 @@ def export_model(model: str, index_dir: Path, *, log: Callable[[str], None] = la
     reference = st.encode(_CHECK_TEXTS).vectors
     agreement = float(np.min(np.sum(check * reference, axis=1)))
     if agreement < 0.9999:
-        import shutil
-
         shutil.rmtree(tmp, ignore_errors=True)
         log(f"The ONNX export of {model!r} disagrees with PyTorch (cosine {agreement:.4f}); queries use PyTorch.")
         return None
     if folder.exists():
-        import shutil
-
         shutil.rmtree(folder)
     os.replace(tmp, folder)
     return folder

@@ -102,7 +102,7 @@ def test_metrics_without_unanswerable_or_answerable_questions():
 
 
 def test_per_question_rows():
-    rows = per_question(GOLDS, RESULTS, k=5)
+    rows = per_question(GOLDS, RESULTS)
     assert [r["ok"] for r in rows] == [True, False, False, False, True, False]
     assert [r["hit_rank"] for r in rows] == [1, 2, 4, None, None, None]
     assert [r["answer_correct"] for r in rows] == [True, False, False, False, None, None]
