@@ -1,13 +1,16 @@
-"""Ask a running app over HTTP (Gradio's `ask` endpoint), with no dependency beyond the standard library."""
+"""Ask a running app over HTTP (its `POST /api/ask` route), with no dependency beyond the standard library.
+
+One kept-alive connection per thread and server, so a parallel evaluation opens a handful of connections
+instead of one per question.
+"""
 
 from __future__ import annotations
 
-import http.cookiejar
+import base64
+import http.client
 import json
-import urllib.error
+import threading
 import urllib.parse
-import urllib.request
-from functools import lru_cache
 
 from .errors import QAError
 
@@ -16,49 +19,59 @@ class RemoteError(QAError):
     """The app could not be reached or answered with an error."""
 
 
-@lru_cache(maxsize=8)
-def _opener(base: str, auth: tuple[str, str] | None, timeout: float) -> urllib.request.OpenerDirector:
-    """An HTTP opener; with `auth`, logged in through Gradio's login form (a session cookie)."""
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-    if auth:
-        form = urllib.parse.urlencode({"username": auth[0], "password": auth[1]}).encode()
-        try:
-            opener.open(urllib.request.Request(f"{base}/login", data=form, method="POST"), timeout=timeout).read()
-        except urllib.error.HTTPError as exc:
-            raise RemoteError(f"The app at {base} refused the login of user {auth[0]!r} (HTTP {exc.code}); check the credentials.") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise RemoteError(f"Cannot reach the app at {base} ({exc}); is it running? Start it with `python app.py`.") from None
-    return opener
+_local = threading.local()
+
+
+def _connection(scheme: str, netloc: str, timeout: float) -> http.client.HTTPConnection:
+    pool = _local.__dict__.setdefault("connections", {})
+    conn = pool.get((scheme, netloc))
+    if conn is None:
+        cls = http.client.HTTPSConnection if scheme == "https" else http.client.HTTPConnection
+        conn = pool[(scheme, netloc)] = cls(netloc, timeout=timeout)
+    return conn
+
+
+def _drop_connection(scheme: str, netloc: str) -> None:
+    conn = _local.__dict__.get("connections", {}).pop((scheme, netloc), None)
+    if conn is not None:
+        conn.close()
 
 
 def ask_remote(url: str, question: str, k: int = 3, *, auth: tuple[str, str] | None = None, timeout: float = 60) -> dict:
-    """POST /gradio_api/call/ask, then read the result event: the same JSON as `qa ask --json`."""
-    base = url.rstrip("/")
-    opener = _opener(base, auth, timeout)
+    """POST {"question", "k"} to URL/api/ask: the same JSON as `qa ask --json`. With `auth` (user, password),
+    HTTP Basic credentials for an app started with QA_AUTH."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise RemoteError(f"{url!r} is not an http(s) URL; give the app's address, e.g. http://127.0.0.1:7860.")
+    path = parts.path.rstrip("/") + "/api/ask"
     headers = {"Content-Type": "application/json"}
-    body = json.dumps({"data": [question, k]}).encode()
+    if auth:
+        headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
+    body = json.dumps({"question": question, "k": k})
+    for attempt in (1, 2):  # a kept-alive connection the server has closed meanwhile fails once; reconnect
+        conn = _connection(parts.scheme, parts.netloc, timeout)
+        try:
+            conn.request("POST", path, body=body.encode("utf-8"), headers=headers)
+            resp = conn.getresponse()
+            status, data = resp.status, resp.read()
+            break
+        except (http.client.HTTPException, OSError) as exc:
+            _drop_connection(parts.scheme, parts.netloc)
+            if attempt == 2 or isinstance(exc, TimeoutError):
+                raise RemoteError(f"Cannot reach the app at {url} ({exc}); is it running? Start it with `python app.py`.") from None
     try:
-        req = urllib.request.Request(f"{base}/gradio_api/call/ask", data=body, headers=headers, method="POST")
-        with opener.open(req, timeout=timeout) as resp:
-            event_id = json.loads(resp.read())["event_id"]
-        with opener.open(urllib.request.Request(f"{base}/gradio_api/call/ask/{event_id}"), timeout=timeout) as resp:
-            stream = resp.read().decode("utf-8")
-    except urllib.error.HTTPError as exc:
-        hint = " (the app asks for a login: pass --user NAME and set QA_PASSWORD)" if exc.code == 401 else ""
-        raise RemoteError(f"The app at {url} answered HTTP {exc.code}{hint}.") from None
-    except (urllib.error.URLError, OSError, ValueError, KeyError) as exc:
-        raise RemoteError(f"Cannot reach the app at {url} ({exc}); is it running? Start it with `python app.py`.") from None
-    event = None
-    for line in stream.splitlines():
-        if line.startswith("event:"):
-            event = line[6:].strip()
-        elif line.startswith("data:") and event in ("complete", "error"):
-            data = line[5:].strip()
-            if event == "error":
-                try:
-                    message = json.loads(data).get("error") or data
-                except (ValueError, AttributeError):
-                    message = data
-                raise RemoteError(f"The app refused {question[:80]!r}: {message}")
-            return json.loads(data)[0]
-    raise RemoteError(f"The app at {url} sent no result for {question[:80]!r}.")
+        result = json.loads(data)
+    except ValueError:
+        result = None
+    if status == 200 and isinstance(result, dict):
+        return result
+    message = result.get("error") if isinstance(result, dict) else None
+    if status == 401 and auth:
+        raise RemoteError(f"The app at {url} refused the login of user {auth[0]!r} (HTTP 401); check the credentials.")
+    if status == 401:
+        raise RemoteError(f"The app at {url} asks for a login (HTTP 401): pass --user NAME and set QA_PASSWORD.")
+    if status == 404:
+        raise RemoteError(f"The app at {url} has no /api/ask route (HTTP 404); is it article-qa's `python app.py`?")
+    if message:
+        raise RemoteError(f"The app refused {question[:80]!r} (HTTP {status}): {message}")
+    raise RemoteError(f"The app at {url} answered HTTP {status} without a result for {question[:80]!r}.")

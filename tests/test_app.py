@@ -270,6 +270,91 @@ def test_gradio_client_call(app):
     check_spans(result, app.project)
 
 
+# --- /api/ask: plain JSON in one round trip ---------------------------------------------------------------
+
+def api_ask(base: str, body: object, headers: dict | None = None, raw: bytes | None = None) -> tuple[int, dict, dict]:
+    """POST /api/ask: (status, decoded JSON body, response headers)."""
+    data = raw if raw is not None else json.dumps(body).encode()
+    req = urllib.request.Request(f"{base}/api/ask", data=data, method="POST",
+                                 headers={"Content-Type": "application/json", **(headers or {})})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read()), dict(resp.headers)
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read()), dict(exc.headers)
+
+
+def basic(user: str, password: str) -> dict:
+    import base64
+
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+def test_api_ask_answers_as_the_gradio_route_does(app):
+    status, result, headers = api_ask(app.url, {"question": VICTIMS, "k": 3})
+    assert status == 200 and headers["content-type"].startswith("application/json")
+    assert VICTIMS_ANSWER in result["answer"]["text"] and len(result["passages"]) == 3
+    check_spans(result, app.project)
+    assert call_ask(app.url, [VICTIMS, 3]) == ("complete", [result])
+
+
+def test_api_ask_k_defaults_to_three(app):
+    status, result, _ = api_ask(app.url, {"question": VICTIMS})
+    assert status == 200 and len(result["passages"]) == 3
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    ({"question": "   "}, "The question is empty"),
+    ({"question": None}, "must be text, not NoneType"),
+    ({"question": "x" * 1001}, "1,001 characters long; the limit is 1,000"),
+    ({"question": 42}, "must be text, not int"),
+    ({"question": VICTIMS, "k": 0}, "from 1 to 10, not 0"),
+    ({"question": VICTIMS, "k": "3"}, "from 1 to 10, not '3'"),
+    ({"question": VICTIMS, "top": 3}, "Unknown field(s) ['top']"),
+    ([VICTIMS, 3], "not a JSON object"),
+])
+def test_api_ask_refuses_bad_input_with_the_reason(app, body, message):
+    status, result, _ = api_ask(app.url, body)
+    assert status == 400 and message in result["error"], result
+    assert "Traceback" not in result["error"]
+
+
+def test_api_ask_refuses_a_body_that_is_not_json(app):
+    status, result, _ = api_ask(app.url, None, raw=b"question=hello")
+    assert status == 400 and "not a JSON object" in result["error"]
+
+
+def test_api_ask_refuses_a_huge_body_without_reading_it_all(app):
+    status, result, _ = api_ask(app.url, {"question": "x" * 200_000})
+    assert status == 413 and "over 65536 bytes" in result["error"]
+
+
+def test_api_ask_parallel_answers_equal_sequential(app):
+    questions = [VICTIMS, "Who is the chief administrator of COPA?", "How many migrants lived at police stations?",
+                 "Who won the World Series?"] * 3
+    sequential = [api_ask(app.url, {"question": q})[:2] for q in questions]
+    with ThreadPoolExecutor(len(questions)) as pool:  # more than the 4 worker threads: some wait their turn
+        parallel = list(pool.map(lambda q: api_ask(app.url, {"question": q})[:2], questions))
+    assert parallel == sequential and all(status == 200 for status, _ in parallel)
+
+
+def test_ask_remote_keeps_its_connection_alive(app):
+    from qa.client import ask_remote
+
+    first = ask_remote(app.url, VICTIMS)
+    again = ask_remote(app.url + "/", VICTIMS)  # the same kept-alive connection; a trailing slash is fine
+    assert first == again and VICTIMS_ANSWER in first["answer"]["text"]
+
+
+def test_ask_remote_reports_an_app_that_is_not_running():
+    from qa.client import RemoteError, ask_remote
+
+    with pytest.raises(RemoteError, match="Cannot reach the app at .*Start it with `python app.py`"):
+        ask_remote(f"http://127.0.0.1:{free_port()}", VICTIMS, timeout=5)
+    with pytest.raises(RemoteError, match="not an http"):
+        ask_remote("127.0.0.1:7860", VICTIMS)
+
+
 def test_startup_log_reports_the_engine(app):
     out = app.output()
     assert "article-qa: loading the engine" in out and "article-qa: ready, 1 article(s)" in out
@@ -287,6 +372,22 @@ def test_login_required_for_config_api_and_files(auth_app, path):
 def test_login_required_for_ask(auth_app):
     status, text = http("POST", f"{auth_app.url}/gradio_api/call/ask", {"data": [VICTIMS, 3]})
     assert status in (401, 403) and VICTIMS_ANSWER not in text
+
+
+def test_api_ask_needs_basic_credentials(auth_app):
+    status, result, headers = api_ask(auth_app.url, {"question": VICTIMS})
+    assert status == 401 and "QA_AUTH" in result["error"] and headers["www-authenticate"].startswith("Basic")
+    for creds in (basic(AUTH_USERS[0][0], "wrong"), basic("nobody", AUTH_USERS[0][1]),
+                  basic(AUTH_USERS[0][0], AUTH_USERS[1][1]), {"Authorization": "Basic !!notbase64"},
+                  {"Authorization": "Bearer " + AUTH_USERS[0][1]}):
+        status, result, _ = api_ask(auth_app.url, {"question": VICTIMS}, creds)
+        assert status == 401 and "answer" not in result
+
+
+@pytest.mark.parametrize("user", AUTH_USERS)
+def test_api_ask_with_basic_credentials(auth_app, user):
+    status, result, _ = api_ask(auth_app.url, {"question": VICTIMS}, basic(*user))
+    assert status == 200 and VICTIMS_ANSWER in result["answer"]["text"]
 
 
 def test_login_page_holds_no_content(auth_app):
