@@ -73,27 +73,23 @@ class LateInteraction:
     def __init__(self, index: StoredIndex, query: Query, rows: np.ndarray) -> None:
         self.index = index
         self.rows = [int(r) for r in rows]
-        first, last = index.token_first[self.rows], index.token_first[np.asarray(self.rows, dtype=np.int64) + 1]
-        self.bounds = np.concatenate([[0], np.cumsum(last - first)]).astype(np.int64)
-        if len(query.tokens) and self.bounds[-1]:
-            picks = np.concatenate([np.arange(a, b) for a, b in zip(first, last)])
-            self.sims = query.tokens @ index.token_vectors[picks].T  # (question pieces, pieces)
-            self.owner = index.token_sentence[picks]
-        else:
-            self.sims = None
-        self.passage = np.full(len(self.rows), np.nan)
-        if self.sims is not None:
-            nonempty = np.flatnonzero(self.bounds[1:] > self.bounds[:-1])
-            best = np.maximum.reduceat(self.sims, self.bounds[nonempty], axis=1)  # (question pieces, passages)
-            self.passage[nonempty] = best.mean(axis=0)
+        bounds = index.token_first
+        # one small product per passage on a view of its rows: no gathered copy of the token matrix
+        self.sims: list[np.ndarray | None] = [
+            query.tokens @ index.token_vectors[bounds[r] : bounds[r + 1]].T
+            if len(query.tokens) and bounds[r + 1] > bounds[r] else None
+            for r in self.rows
+        ]  # per passage: (question pieces, passage pieces)
+        self.passage = np.array([np.nan if s is None else float(s.max(axis=1).mean()) for s in self.sims])
 
     def sentences(self, i: int) -> np.ndarray:
-        n = len(self.index.chunks[self.rows[i]].sentences)
+        r = self.rows[i]
+        n = len(self.index.chunks[r].sentences)
         out = np.full(n, np.nan)
-        a, b = self.bounds[i], self.bounds[i + 1]
-        if self.sims is None or a == b:
+        sims = self.sims[i]
+        if sims is None:
             return out
-        sims, owner = self.sims[:, a:b], self.owner[a:b]
+        owner = self.index.token_sentence[self.index.token_first[r] : self.index.token_first[r + 1]]
         for j in range(n):
             cols = owner == j
             if cols.any():
