@@ -105,6 +105,7 @@ def open_engine() -> Engine:
     print("article-qa: loading the engine (builds or refreshes index/ when needed) ...", file=sys.stderr, flush=True)
     t = time.perf_counter()
     engine = Engine.open(resolve_settings())
+    engine.ask(EXAMPLES[0], 1)  # the first question loads what queries need; a user should not wait for it
     print(f"article-qa: ready, {len(engine.index.articles)} article(s), {len(engine.index.chunks)} passages "
           f"({time.perf_counter() - t:.1f} s)", file=sys.stderr, flush=True)
     return engine

@@ -40,14 +40,21 @@ def chunk_article(article: Article, *, max_tokens: int, count_tokens: TokenCount
     raw = article.raw
     chunks: list[Chunk] = []
     split = [split_sentences(raw[p.start : p.end], p.start) for p in article.paragraphs]
-    # one tokenizer call per article: every sentence, then every paragraph
-    flat = count_tokens([raw[s.start : s.end] for sentences in split for s in sentences]
-                        + [raw[p.start : p.end] for p in article.paragraphs])
-    sentence_counts, paragraph_counts, at = [], flat[sum(len(x) for x in split):], 0
-    for sentences in split:
-        sentence_counts.append(flat[at : at + len(sentences)])
-        at += len(sentences)
+    # Paragraphs first, in one tokenizer call; sentences only of the paragraphs over the limit (news and SQuAD
+    # paragraphs mostly fit: counting every sentence too tokenized the text twice).
+    paragraph_counts = count_tokens([raw[p.start : p.end] for p in article.paragraphs])
+    long = [i for i, n in enumerate(paragraph_counts) if n > max_tokens or max_sentences]
+    flat = count_tokens([raw[s.start : s.end] for i in long for s in split[i]])
+    sentence_counts: list[list[int]] = [[] for _ in split]
+    at = 0
+    for i in long:
+        sentence_counts[i] = flat[at : at + len(split[i])]
+        at += len(split[i])
     for para, sentences, counts, whole in zip(article.paragraphs, split, sentence_counts, paragraph_counts):
+        if whole <= max_tokens and not max_sentences:
+            chunks.append(Chunk(article.id, para.number, sentences[0].start, sentences[-1].end,
+                                raw[sentences[0].start : sentences[-1].end], tuple(sentences)))
+            continue
         units: list[tuple[Span, int]] = []
         for s, n in zip(sentences, counts):
             if n <= max_tokens:

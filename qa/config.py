@@ -14,6 +14,7 @@ MAX_QUESTION_CHARS = 1000
 
 Backend = Literal["auto", "onnx", "torch"]
 Rebuild = Literal["auto", "never"]
+Precision = Literal["auto", "float32", "bfloat16"]
 
 
 @dataclass(frozen=True)
@@ -34,10 +35,15 @@ class Settings:
     candidates: int = 20  # QA_CANDIDATES: passages each retriever proposes before fusion
     rerank: int = 10  # QA_RERANK: best first-stage passages reranked by late interaction
     max_sentences: int = 0  # QA_MAX_SENTENCES: sentences per passage, 0 = whole paragraph
+    # QA_BUILD_PRECISION: weights of the PyTorch model that embeds passages; auto = bfloat16 where the CPU
+    # multiplies bfloat16 in hardware (AMX / AVX512-BF16), else float32
+    build_precision: Precision = "auto"
 
     def validate(self) -> Settings:
         if self.backend not in ("auto", "onnx", "torch"):
             raise ConfigError(f"QA_BACKEND must be auto, onnx or torch, not {self.backend!r}.")
+        if self.build_precision not in ("auto", "float32", "bfloat16"):
+            raise ConfigError(f"QA_BUILD_PRECISION must be auto, float32 or bfloat16, not {self.build_precision!r}.")
         if self.rebuild not in ("auto", "never"):
             raise ConfigError(f"QA_REBUILD must be auto or never, not {self.rebuild!r}.")
         if not 1 <= self.top_k <= 50:

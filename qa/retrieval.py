@@ -76,7 +76,7 @@ class LateInteraction:
         bounds = index.token_first
         # one small product per passage on a view of its rows: no gathered copy of the token matrix
         self.sims: list[np.ndarray | None] = [
-            query.tokens @ index.token_vectors[bounds[r] : bounds[r + 1]].T
+            query.tokens @ index.token_matrix[bounds[r] : bounds[r + 1]].T
             if len(query.tokens) and bounds[r + 1] > bounds[r] else None
             for r in self.rows
         ]  # per passage: (question pieces, passage pieces)

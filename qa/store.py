@@ -16,6 +16,7 @@ import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,7 @@ class StoredIndex:
     chunks: list[Chunk]
     passage_vectors: np.ndarray  # (passages, dim), unit rows
     sentence_vectors: np.ndarray  # (sentences, dim), one row per sentence of each chunk, in order
-    token_vectors: np.ndarray  # (pieces, dim): content word pieces of each chunk, in order (float16 on disk)
+    token_vectors: np.ndarray  # (pieces, dim) float16: content word pieces of each chunk, in order, as on disk
     token_counts: np.ndarray  # (passages,) pieces per chunk
     token_sentence: np.ndarray  # (pieces,) int16: sentence of each piece within its chunk
     lexical: LexicalIndex
@@ -66,6 +67,12 @@ class StoredIndex:
         self.sentence_owner = np.repeat(np.arange(len(self.chunks)), counts)
         self.sentence_first = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.token_first = np.concatenate([[0], np.cumsum(self.token_counts)]).astype(np.int64)
+
+    @cached_property
+    def token_matrix(self) -> np.ndarray:
+        """token_vectors as float32, made on first use: numpy multiplies float16 ~10x slower, and a build that
+        answers no question (`qa build`) never needs it."""
+        return np.ascontiguousarray(self.token_vectors, dtype=np.float32)
 
     def vectors_of(self, row: int) -> ChunkVectors:
         s0, s1 = self.sentence_first[row], self.sentence_first[row + 1]
@@ -116,19 +123,23 @@ def embed_chunks(chunks: Sequence[Chunk], embedder, *, progress: bool = False, b
         enc = embedder.encode([c.text for c in part])
         bar.update(len(part))
         for c, vec, tok, offs in zip(part, enc.vectors, enc.tokens, enc.offsets):
+            starts = np.array([s.start - c.start for s in c.sentences])
+            # each piece's sentence: the last one starting at or before it (pieces never straddle sentences)
+            owner = np.clip(np.searchsorted(starts, offs[:, 0], side="right") - 1, 0, len(starts) - 1)
             if len(c.sentences) == 1:
                 sentences = vec[None, :]
             else:
-                rows = []
-                for s in c.sentences:
-                    a, b = s.start - c.start, s.end - c.start
-                    inside = (offs[:, 0] >= a) & (offs[:, 1] <= b) & (offs[:, 1] > offs[:, 0])
-                    rows.append(_unit(tok[inside].mean(0)) if inside.any() else vec)
-                sentences = np.stack(rows).astype(np.float32)
+                ends = np.array([s.end - c.start for s in c.sentences])
+                inside = (offs[:, 0] >= starts[owner]) & (offs[:, 1] <= ends[owner]) & (offs[:, 1] > offs[:, 0])
+                counts = np.bincount(owner[inside], minlength=len(starts))
+                sums = np.zeros((len(starts), tok.shape[1]), np.float64)
+                if inside.any():  # pieces of one sentence are contiguous: one reduceat sums them all
+                    firsts = np.searchsorted(owner[inside], np.flatnonzero(counts))
+                    sums[counts > 0] = np.add.reduceat(tok[inside].astype(np.float64), firsts, axis=0)
+                sentences = np.where((counts > 0)[:, None], _unit(sums / np.maximum(counts, 1)[:, None]), vec[None, :])
+                sentences = sentences.astype(np.float32)
             keep = content_mask(c.text, offs)
-            starts = np.array([s.start - c.start for s in c.sentences])
-            owner = np.clip(np.searchsorted(starts, offs[keep, 0], side="right") - 1, 0, len(starts) - 1)
-            out.append(ChunkVectors(vec, sentences, _unit(tok[keep]).astype(np.float16), owner.astype(np.int16)))
+            out.append(ChunkVectors(vec, sentences, _unit(tok[keep]).astype(np.float16), owner[keep].astype(np.int16)))
     bar.close()
     return out
 
@@ -168,7 +179,10 @@ def build_index(
     todo = [i for i, v in enumerate(vectors) if v is None]
     if todo:
         reused = len(chunks) - len(todo)
-        log(f"Embedding {len(todo)} passages" + (f" ({reused} reused from the previous index)" if reused else ""))
+        how = {"torch": "PyTorch", "onnx": "onnxruntime"}.get(getattr(embedder, "backend", ""), "the embedder")
+        if getattr(embedder, "precision", "float32") != "float32":
+            how += f", {embedder.precision}"
+        log(f"Embedding {len(todo)} passages with {how}" + (f" ({reused} reused from the previous index)" if reused else ""))
         for i, v in zip(todo, embed_chunks([chunks[i] for i in todo], embedder, progress=progress)):
             vectors[i] = v
     dim = len(vectors[0].passage) if vectors else embedder.dimension
@@ -177,7 +191,7 @@ def build_index(
         model=model, dimension=dim, chunking=dict(chunking), sources=list(sources), articles=infos, chunks=chunks,
         passage_vectors=np.ascontiguousarray(np.stack([v.passage for v in vectors]) if vectors else empty, dtype=np.float32),
         sentence_vectors=np.ascontiguousarray(np.concatenate([v.sentences for v in vectors]) if vectors else empty, dtype=np.float32),
-        token_vectors=np.ascontiguousarray(np.concatenate([v.tokens for v in vectors]) if vectors else empty, dtype=np.float32),
+        token_vectors=np.concatenate([v.tokens for v in vectors]).astype(np.float16, copy=False) if vectors else empty.astype(np.float16),
         token_counts=np.array([len(v.tokens) for v in vectors], dtype=np.int64),
         token_sentence=np.concatenate([v.token_sentence for v in vectors]).astype(np.int16) if vectors else np.zeros(0, np.int16),
         lexical=LexicalIndex.build([c.text for c in chunks]),
@@ -232,7 +246,7 @@ def save_index(index: StoredIndex, folder: Path) -> dict:
     (folder / names["passages"]).write_text(passages_text, encoding="utf-8")
     faiss.write_index(index.faiss_index, str(folder / names["dense"]))
     np.save(folder / names["sentences"], index.sentence_vectors, allow_pickle=False)
-    np.save(folder / names["tokens"], index.token_vectors.astype(np.float16), allow_pickle=False)
+    np.save(folder / names["tokens"], index.token_vectors.astype(np.float16, copy=False), allow_pickle=False)
     np.save(folder / names["token_sentences"], index.token_sentence, allow_pickle=False)
     index.lexical.save(folder / names["lexical"])
     files: dict[str, dict] = {}
@@ -348,7 +362,7 @@ def load_index(folder: Path, manifest: dict | None = None) -> StoredIndex:
         passage_vectors=np.ascontiguousarray(passage_vectors, dtype=np.float32), sentence_vectors=sentence_vectors,
         # float16 on disk, float32 in memory: every query multiplies a few thousand of these rows, and
         # converting them per query cost ~0.8 ms of a ~7.5 ms SQuAD query
-        token_vectors=token_vectors.astype(np.float32), token_counts=np.asarray(token_counts, dtype=np.int64),
+        token_vectors=token_vectors.astype(np.float16, copy=False), token_counts=np.asarray(token_counts, dtype=np.int64),
         token_sentence=token_sentence,
         lexical=lexical, manifest=manifest, _faiss=dense, root=base,
     )
