@@ -14,6 +14,7 @@ It still lists the closest passages, marked `closest`.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 
 from .grounding import expected_type, has_type, unmatched_names
@@ -24,6 +25,7 @@ from .types import Answer, Citation, Passage
 _TYPE_WORDS = {"number": "number", "time": "time or date", "age": "age", "money": "amount of money"}
 
 
+@lru_cache(maxsize=4096)
 def display_path(path: str, root: Path | None) -> str:
     """Relative to the project root (the index folder's parent) when the file is under it, else absolute."""
     p = Path(path)

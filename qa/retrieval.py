@@ -84,16 +84,14 @@ class LateInteraction:
 
     def sentences(self, i: int) -> np.ndarray:
         r = self.rows[i]
-        n = len(self.index.chunks[r].sentences)
-        out = np.full(n, np.nan)
+        out = np.full(len(self.index.chunks[r].sentences), np.nan)
         sims = self.sims[i]
         if sims is None:
             return out
         owner = self.index.token_sentence[self.index.token_first[r] : self.index.token_first[r + 1]]
-        for j in range(n):
-            cols = owner == j
-            if cols.any():
-                out[j] = float(sims[:, cols].max(axis=1).mean())
+        # a passage's pieces come in reading order, so each sentence's pieces are one run of columns
+        present, firsts = np.unique(owner, return_index=True)
+        out[present] = np.maximum.reduceat(sims, firsts, axis=1).mean(axis=0)
         return out
 
 
@@ -167,9 +165,8 @@ class Retriever:
         if self.method == "hybrid":
             late[top] = interaction.passage
             a = self.maxsim_weight
-            score[top] = np.where(np.isnan(late[top]), first[top], a * np.nan_to_num(late[top]) + (1 - a) * first[top])
-            rest = np.setdiff1d(np.arange(len(cands.rows)), top)
-            score[rest] = first[rest] - 10.0  # below every reranked passage
+            score -= 10.0  # the passages not reranked go below every reranked one
+            score[top] = np.where(np.isnan(late[top]), first[top], a * late[top] + (1 - a) * first[top])
             order = np.argsort(-score, kind="stable")
         hits: list[Hit] = []
         kept_vectors: list[np.ndarray] = []
@@ -185,7 +182,7 @@ class Retriever:
             cos = cands.sentence_scores[i]
             sent_late = interaction.sentences(where[int(i)]) if int(i) in where else np.full(len(cos), np.nan)
             a = self.maxsim_weight
-            per_sentence = np.where(np.isnan(sent_late), cos, a * np.nan_to_num(sent_late) + (1 - a) * cos)
+            per_sentence = np.where(np.isnan(sent_late), cos, a * sent_late + (1 - a) * cos)
             hits.append(Hit(r, float(score[i]), float(cands.dense[i]), float(cands.sentence[i]), float(cands.lexical[i]),
                             float(late[i]), tuple(float(x) for x in per_sentence)))
             if len(hits) == k:
