@@ -71,8 +71,11 @@ class StoredIndex:
     @cached_property
     def token_matrix(self) -> np.ndarray:
         """token_vectors as float32, made on first use: numpy multiplies float16 ~10x slower, and a build that
-        answers no question (`qa build`) never needs it."""
-        return np.ascontiguousarray(self.token_vectors, dtype=np.float32)
+        answers no question (`qa build`) never needs it. The float32 copy then replaces the float16 one, so a
+        serving process holds one copy (float16 is the file format; saving converts)."""
+        matrix = np.ascontiguousarray(self.token_vectors, dtype=np.float32)
+        self.token_vectors = matrix
+        return matrix
 
     def vectors_of(self, row: int) -> ChunkVectors:
         s0, s1 = self.sentence_first[row], self.sentence_first[row + 1]
