@@ -58,7 +58,9 @@ def test_build_save_load_round_trip(tmp_path, corpus):
     assert loaded.articles == built.articles
     assert loaded.model == MODEL and loaded.dimension == fake.dimension
     assert loaded.chunking == built.chunking
-    for name in ("passage_vectors", "sentence_vectors", "token_vectors", "token_counts"):
+    assert built.token_vectors.dtype == np.float16  # a build keeps the file format until a query needs more
+    assert loaded.token_vectors.dtype == np.float32 and loaded.token_vectors is loaded.token_matrix  # one copy
+    for name in ("passage_vectors", "sentence_vectors", "token_matrix", "token_counts"):
         a, b = getattr(loaded, name), getattr(built, name)
         assert a.dtype == b.dtype and a.shape == b.shape, name
         assert np.array_equal(a, b), name
