@@ -54,7 +54,8 @@ class StoredIndex:
     chunks: list[Chunk]
     passage_vectors: np.ndarray  # (passages, dim), unit rows
     sentence_vectors: np.ndarray  # (sentences, dim), one row per sentence of each chunk, in order
-    token_vectors: np.ndarray  # (pieces, dim) float16: content word pieces of each chunk, in order, as on disk
+    token_vectors: np.ndarray  # (pieces, dim): content word pieces of each chunk, in order; float16 as on disk
+    # until token_matrix (made when an index is loaded or first queried) replaces it with float32
     token_counts: np.ndarray  # (passages,) pieces per chunk
     token_sentence: np.ndarray  # (pieces,) int16: sentence of each piece within its chunk
     lexical: LexicalIndex
