@@ -29,7 +29,7 @@ import traceback
 os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
 os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
 # One onnxruntime thread per question: concurrent questions then use the cores side by side instead of
-# contending for them (measured on 2 cores: 4 clients 1.6-1.8x one client, against 1.1x with a thread per core).
+# contending for them (measured on 2 cores, /api/ask: 4 clients 1.5-1.8x one client, 1.1x with a thread per core).
 os.environ.setdefault("QA_THREADS", "1")
 
 import anyio  # noqa: E402 - after the settings above

@@ -304,17 +304,6 @@ def bench_build(work: Path, articles, st_embedder) -> dict:
 # --- 1 + 2. floor, warm ask, quality -----------------------------------------------------------------
 
 
-def timed(fn, items, warm: int = 1) -> list[float]:
-    for x in items[:warm]:  # a block starts after another library ran: let caches and thread pools settle
-        fn(x)
-    out = []
-    for x in items:
-        t = time.perf_counter()
-        fn(x)
-        out.append(time.perf_counter() - t)
-    return out
-
-
 FLOOR_WORKER = r"""
 import json, os, sys, time
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -326,7 +315,7 @@ for _ in range(20):
 print("ready", flush=True)
 for line in sys.stdin:
     questions = json.loads(line)
-    model.encode([questions[0]])  # as timed(): the first of a block settles caches and threads, untimed
+    model.encode([questions[0]])  # untimed: a block starts after another library ran; let caches and threads settle
     out = []
     for q in questions:
         t = time.perf_counter()
@@ -381,7 +370,7 @@ print(json.dumps({"backend": engine.embedder.backend, "passages": len(engine.ind
                   "torch_imported": "torch" in sys.modules}), flush=True)
 for line in sys.stdin:
     questions = json.loads(line)
-    engine.ask(questions[0], K)  # as timed(): the first of a block settles caches and threads, untimed
+    engine.ask(questions[0], K)  # untimed, as in the floor worker: let caches and threads settle
     lat, results = [], []
     for q in questions:
         t = time.perf_counter()
@@ -958,18 +947,18 @@ def main() -> int:
 
         out = {}
         floor = FloorWorker()
-        for name, folder, corpus, golds_, rounds in (
+        squad_sample = sample(s_golds, 100 if quick else 500, 1)
+        for name, folder, corpus, questions_, rounds in (
                 ("seed", seed_index, "seed", golds, 1 if quick else 3),
-                ("squad", squad_index, "squad-quick" if quick else "squad", sample(s_golds, 100 if quick else 500, 1), 1)):
+                ("squad", squad_index, "squad-quick" if quick else "squad", squad_sample, 1)):
             engines = {b: AskWorker(folder, b, corpus) for b in ("onnx", "torch")}
             try:
-                out[name] = bench_ask(name, engines, golds_, floor.block, rounds=rounds, block=10)
+                out[name] = bench_ask(name, engines, questions_, floor.block, rounds=rounds, block=10)
             finally:
                 for w in engines.values():
                     w.close()
-        qs = golds_
         floor.close()
-        out["squad"]["sample"] = "sample(golds, %d, 1)%s" % (len(qs), " of the quick subset" if quick else "")
+        out["squad"]["sample"] = "sample(golds, %d, 1)%s" % (len(squad_sample), " of the quick subset" if quick else "")
         return out
 
     res["ask"] = step("ask", asks) or {}

@@ -40,30 +40,23 @@ def chunk_article(article: Article, *, max_tokens: int, count_tokens: TokenCount
     raw = article.raw
     chunks: list[Chunk] = []
     split = [split_sentences(raw[p.start : p.end], p.start) for p in article.paragraphs]
-    # Paragraphs first, in one tokenizer call; sentences only of the paragraphs over the limit (news and SQuAD
-    # paragraphs mostly fit: counting every sentence too tokenized the text twice).
-    paragraph_counts = count_tokens([raw[p.start : p.end] for p in article.paragraphs])
-    long = [i for i, n in enumerate(paragraph_counts) if n > max_tokens or max_sentences]
-    flat = count_tokens([raw[s.start : s.end] for i in long for s in split[i]])
-    sentence_counts: list[list[int]] = [[] for _ in split]
-    at = 0
-    for i in long:
-        sentence_counts[i] = flat[at : at + len(split[i])]
-        at += len(split[i])
-    for para, sentences, counts, whole in zip(article.paragraphs, split, sentence_counts, paragraph_counts):
-        if whole <= max_tokens and not max_sentences:
-            chunks.append(Chunk(article.id, para.number, sentences[0].start, sentences[-1].end,
-                                raw[sentences[0].start : sentences[-1].end], tuple(sentences)))
-            continue
-        units: list[tuple[Span, int]] = []
-        for s, n in zip(sentences, counts):
-            if n <= max_tokens:
-                units.append((s, n))
-            else:
-                units.extend((p, count_tokens([raw[p.start : p.end]])[0]) for p in _cut_long_sentence(raw, s, max_tokens, count_tokens))
-        if whole <= max_tokens and (max_sentences == 0 or len(units) <= max_sentences):
-            groups = [[u[0] for u in units]]
+    # Paragraphs are counted first, in one tokenizer call, and sentences only of the paragraphs that must be
+    # split (news and SQuAD paragraphs mostly fit: counting every sentence as well tokenized the text twice).
+    fits = [n <= max_tokens and (not max_sentences or len(sentences) <= max_sentences)
+            for n, sentences in zip(count_tokens([raw[p.start : p.end] for p in article.paragraphs]), split)]
+    sentence_counts = iter(count_tokens([raw[s.start : s.end] for ok, ss in zip(fits, split) if not ok for s in ss]))
+    for para, sentences, ok in zip(article.paragraphs, split, fits):
+        if ok:
+            groups = [list(sentences)]
         else:
+            units: list[tuple[Span, int]] = []
+            for s in sentences:
+                n = next(sentence_counts)
+                if n <= max_tokens:
+                    units.append((s, n))
+                else:
+                    units.extend((p, count_tokens([raw[p.start : p.end]])[0])
+                                 for p in _cut_long_sentence(raw, s, max_tokens, count_tokens))
             groups, current, used = [], [], 0
             for span, n in units:
                 # +1 per joint: word pieces of adjacent sentences may merge differently; stay safely under
@@ -79,6 +72,3 @@ def chunk_article(article: Article, *, max_tokens: int, count_tokens: TokenCount
             chunks.append(Chunk(article.id, para.number, start, end, raw[start:end], tuple(group)))
     return chunks
 
-
-def chunk_articles(articles: Sequence[Article], **kwargs) -> list[Chunk]:
-    return [c for a in articles for c in chunk_article(a, **kwargs)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import textwrap
 import time
@@ -100,8 +101,6 @@ def cmd_eval(args: argparse.Namespace) -> int:
         from concurrent.futures import ThreadPoolExecutor
 
         from .client import ask_remote
-
-        import os
 
         auth = (args.user, os.environ.get("QA_PASSWORD", "")) if args.user else None
 

@@ -61,6 +61,19 @@ class Embedder(Protocol):
         ...
 
 
+def pad_batch(encodings: Sequence, pad_id: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(input_ids, token_type_ids, attention_mask) of `tokenizers` Encodings, padded to the longest."""
+    width = max(len(e.ids) for e in encodings)
+    ids = np.full((len(encodings), width), pad_id, np.int64)
+    types = np.zeros((len(encodings), width), np.int64)
+    mask = np.zeros((len(encodings), width), np.int64)
+    for row, e in enumerate(encodings):
+        ids[row, : len(e.ids)] = e.ids
+        types[row, : len(e.ids)] = e.type_ids
+        mask[row, : len(e.ids)] = 1
+    return ids, types, mask
+
+
 _ALNUM_RUN = re.compile(r"[^\W_]+")
 
 
@@ -252,15 +265,7 @@ class SentenceTransformerEmbedder(TokenizerVocabulary):
         order = sorted(range(len(texts)), key=lambda i: -len(encodings[i].ids))  # by pieces: least padding
         for b0 in range(0, len(order), batch):
             idx = order[b0 : b0 + batch]
-            width = max(len(encodings[i].ids) for i in idx)
-            ids = np.full((len(idx), width), pad, np.int64)
-            types = np.zeros((len(idx), width), np.int64)
-            mask = np.zeros((len(idx), width), np.int64)
-            for row, i in enumerate(idx):
-                e = encodings[i]
-                ids[row, : len(e.ids)] = e.ids
-                types[row, : len(e.ids)] = e.type_ids
-                mask[row, : len(e.ids)] = 1
+            ids, types, mask = pad_batch([encodings[i] for i in idx], pad)
             features = {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
             if "token_type_ids" in self.tokenizer.model_input_names:
                 features["token_type_ids"] = torch.from_numpy(types)

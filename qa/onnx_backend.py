@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .embedding import Encoded, TokenizerVocabulary, resolve_model_path
+from .embedding import Encoded, TokenizerVocabulary, pad_batch, resolve_model_path
 from .errors import ConfigError
 
 EXPORT_FOLDER = "onnx"
@@ -192,14 +192,8 @@ class OnnxEmbedder(TokenizerVocabulary):
         order = sorted(range(len(texts)), key=lambda i: len(encodings[i].ids))  # similar lengths pad little
         for b0 in range(0, len(order), batch):
             idx = order[b0 : b0 + batch]
-            width = max(len(encodings[i].ids) for i in idx)
-            ids = np.zeros((len(idx), width), np.int64)
-            mask = np.zeros((len(idx), width), np.int64)
-            for row, i in enumerate(idx):
-                n = len(encodings[i].ids)
-                ids[row, :n] = encodings[i].ids
-                mask[row, :n] = 1
-            hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)})[0]
+            ids, types, mask = pad_batch([encodings[i] for i in idx])
+            hidden = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
             for row, i in enumerate(idx):
                 n = len(encodings[i].ids)
                 h = hidden[row, :n]

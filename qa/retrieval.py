@@ -64,7 +64,7 @@ def _top(scores: np.ndarray, n: int) -> np.ndarray:
 
 
 class LateInteraction:
-    """MaxSim of one question against several passages, from one similarity matrix.
+    """MaxSim of one question against several passages, from one small similarity matrix per passage.
 
     `passage[i]` is the mean, over the question's content pieces, of their best cosine with a content piece
     of passage rows[i] (NaN when either side has none); `sentences(i)` is the same per sentence.

@@ -65,7 +65,6 @@ class StoredIndex:
 
     def __post_init__(self) -> None:
         counts = [len(c.sentences) for c in self.chunks]
-        self.sentence_owner = np.repeat(np.arange(len(self.chunks)), counts)
         self.sentence_first = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
         self.token_first = np.concatenate([[0], np.cumsum(self.token_counts)]).astype(np.int64)
 
