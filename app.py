@@ -9,7 +9,9 @@ Besides the chat, two HTTP routes return the same JSON as `qa ask --json`:
     POST /gradio_api/call/ask {"data": ["Were any victims identified?", 3]}  -> {"event_id": ...}, then
     GET  /gradio_api/call/ask/<event_id>                                   -> event: complete / error
 /api/ask is plain JSON in one round trip (scripts, `qa eval --url`); with QA_AUTH it takes HTTP Basic
-credentials. The Gradio route goes through Gradio's queue (gradio_client, the chat page).
+credentials. Its questions go to ask worker processes forked from this one (QA_WORKERS, default one per
+CPU; `qa.workers`) so that concurrent questions use every core. The Gradio route goes through Gradio's
+queue (gradio_client, the chat page) and is answered in this process.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from fastapi.responses import JSONResponse, Response  # noqa: E402
 
 from qa import ConfigError, Engine, QAError, QuestionError, resolve_settings
 from qa.render import render_answer, render_article, render_article_header, render_error, render_question
+from qa.workers import INTERNAL_ERROR, AskPool, answer_json, worker_count
 
 EXAMPLES = [
     "Were any victims identified?",
@@ -113,6 +116,7 @@ def open_engine() -> Engine:
 
 try:
     AUTH = parse_auth(os.environ.get("QA_AUTH"))  # before the model loads: a bad value fails fast
+    WORKERS = worker_count(os.environ.get("QA_WORKERS"))
     ENGINE = open_engine()
 except QAError as exc:
     if __name__ != "__main__":
@@ -121,9 +125,6 @@ except QAError as exc:
 
 
 # --- callbacks: library calls in, rendered Markdown out -----------------------------------------------------
-
-INTERNAL_ERROR = "Something went wrong while answering; the error is in the server log. Try again or rephrase."
-
 
 def _log_internal_error(question: object) -> None:
     print(f"article-qa: internal error for question {str(question)[:200]!r}:\n{traceback.format_exc()}",
@@ -210,20 +211,8 @@ def api_error(status: int, message: str, headers: dict | None = None) -> JSONRes
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-def answer_json(question: object, k: object) -> tuple[int, bytes]:
-    """(HTTP status, JSON body) for one question; runs in a worker thread."""
-    try:
-        body: dict = ENGINE.ask(question, check_k(k)).to_json()
-        status = 200
-    except QAError as exc:
-        body, status = {"error": str(exc)}, 400
-    except Exception:  # a bug, not the caller's fault: the message, never the traceback
-        _log_internal_error(question)
-        body, status = {"error": INTERNAL_ERROR}, 500
-    return status, json.dumps(body, ensure_ascii=False).encode("utf-8")
-
-
 _workers: list[anyio.CapacityLimiter] = []  # created in the server's event loop, on first use
+POOL: AskPool | None = None  # started with the server (below), not on import
 
 
 def workers() -> anyio.CapacityLimiter:
@@ -257,8 +246,15 @@ async def api_ask(request: Request) -> Response:
     unknown = sorted(set(payload) - {"question", "k"})
     if unknown:
         return api_error(400, f"Unknown field(s) {unknown}; send {{\"question\": \"...\", \"k\": 3}}.")
-    status, out = await anyio.to_thread.run_sync(answer_json, payload.get("question"), payload.get("k"),
-                                                 limiter=workers())
+    try:
+        k = check_k(payload.get("k"))
+    except QuestionError as exc:
+        return api_error(400, str(exc))
+    question = payload.get("question")
+    result = await POOL.ask(question, k) if POOL is not None else None
+    if result is None:  # no worker (yet, or any more): answer here
+        result = await anyio.to_thread.run_sync(answer_json, ENGINE, question, k, limiter=workers())
+    status, out = result
     return Response(out, status_code=status, media_type="application/json")
 
 
@@ -318,5 +314,16 @@ if __name__ == "__main__":
         HOST, PORT = host_and_port()
     except ConfigError as exc:
         sys.exit(f"article-qa: {exc}")
-    print(f"article-qa: serving on http://{HOST}:{PORT}", file=sys.stderr, flush=True)
-    uvicorn.run(server, host=HOST, port=PORT, log_level="warning")
+    if WORKERS:  # forked here, before uvicorn starts any thread: they share the loaded engine
+        try:
+            POOL = AskPool(ENGINE, WORKERS)
+        except ConfigError as exc:
+            print(f"article-qa: no ask workers, /api/ask is answered in this process: {exc}", file=sys.stderr, flush=True)
+    print(f"article-qa: serving on http://{HOST}:{PORT}"
+          + (f", /api/ask questions answered by {WORKERS} ask worker process(es) (pids {', '.join(map(str, POOL.pids))})"
+             if POOL is not None else ""), file=sys.stderr, flush=True)
+    try:
+        uvicorn.run(server, host=HOST, port=PORT, log_level="warning")
+    finally:
+        if POOL is not None:
+            POOL.close()

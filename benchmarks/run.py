@@ -469,10 +469,31 @@ def bench_ask(name: str, engines: dict[str, AskWorker], golds, floor_block, roun
 # --- 3 + 4 + 6. the app over HTTP, cold start, memory ------------------------------------------------
 
 
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads) so far."""
+def private_mb(pid: int) -> float:
+    """Memory only this process maps (Private_Clean + Private_Dirty), in MB."""
+    kb = 0
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        if line.startswith(("Private_Clean:", "Private_Dirty:")):
+            kb += int(line.split()[1])
+    return kb / 1024
+
+
+def children(pid: int) -> list[int]:
+    """Live child processes of `pid` (the app's ask workers)."""
+    out = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            out += [int(c) for c in (task / "children").read_text().split()]
+        except OSError:
+            pass
+    return out
+
+
+def cpu_seconds(pid: int, with_children: bool = False) -> float:
+    """User + system CPU time of a process (all its threads) so far, and of its live children if asked."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + (sum(cpu_seconds(c) for c in children(pid)) if with_children else 0.0)
 
 
 def free_port() -> int:
@@ -508,6 +529,15 @@ class App:
                 if time.perf_counter() - self.started > timeout:
                     raise RuntimeError(f"app.py did not answer within {timeout} s; see {self.log.name}") from None
                 time.sleep(0.05)
+
+    def memory(self) -> dict:
+        """VmHWM / VmRSS of the app process, and what its ask workers add: the sum of their private memory
+        (forked, they share the rest with the app, which their RSS would count again)."""
+        out = proc_status(self.proc.pid)
+        workers = children(self.proc.pid)
+        out["workers"] = len(workers)
+        out["workers_private"] = round(sum(private_mb(w) for w in workers), 1)
+        return out
 
     def stop(self) -> None:
         if self.proc.poll() is None:
@@ -585,13 +615,13 @@ def load_clients(url: str, ask, questions: list[str], clients: int, seconds: flo
                     failures[0] += 1
 
     threads = [threading.Thread(target=worker, args=(w,)) for w in range(clients)]
-    app_cpu, own_cpu = cpu_seconds(app_pid), cpu_seconds(os.getpid())
+    app_cpu, own_cpu = cpu_seconds(app_pid, with_children=True), cpu_seconds(os.getpid())
     for th in threads:
         th.start()
     for th in threads:
         th.join()
     wall = time.perf_counter() - start
-    app_cpu, own_cpu = cpu_seconds(app_pid) - app_cpu, cpu_seconds(os.getpid()) - own_cpu
+    app_cpu, own_cpu = cpu_seconds(app_pid, with_children=True) - app_cpu, cpu_seconds(os.getpid()) - own_cpu
     n = max(done[0] + failures[0], 1)
     return {"clients": clients, "seconds": round(wall, 2), "requests": done[0], "failures": failures[0],
             "app_cpu_ms_per_request": ms(app_cpu / n), "client_cpu_ms_per_request": ms(own_cpu / n),
@@ -610,7 +640,8 @@ def bench_http(work: Path, seed_index: Path, questions: list[str], quick: bool) 
     local = AskWorker(seed_index, "onnx", "seed", env={"QA_THREADS": APP_THREADS})
     try:
         out["startup_s"] = round(app.wait_ready(questions[0]), 2)
-        log(f"http: app up on {app.url} after {out['startup_s']} s")
+        out["workers"] = len(children(app.proc.pid))
+        log(f"http: app up on {app.url} after {out['startup_s']} s, {out['workers']} ask worker(s) ready")
         asks = routes()
         for ask in asks.values():
             for q in questions[:10]:
@@ -638,7 +669,7 @@ def bench_http(work: Path, seed_index: Path, questions: list[str], quick: bool) 
                 "minus_in_process_ms_p50": round(ms(pct(lat[r], 0.5)) - out["in_process"]["ms_p50"], 2)}}
             log(f"http {r}: one client p50 {ms(pct(lat[r], 0.5))} ms, p95 {ms(pct(lat[r], 0.95))} ms; "
                 f"in-process p50 {out['in_process']['ms_p50']} ms")
-        out["app_memory_after_queries_mb"] = proc_status(app.proc.pid)
+        out["app_memory_after_queries_mb"] = app.memory()
         seconds = 3 if quick else 8
         for clients in (1, 4, 16):
             for r, ask in asks.items():
@@ -648,7 +679,7 @@ def bench_http(work: Path, seed_index: Path, questions: list[str], quick: bool) 
                 log(f"http {r}: {clients} client(s): {x['requests_per_s']} req/s, {x['failures']} failure(s), "
                     f"p50 {x['ms_p50']} ms, CPU per request: app {x['app_cpu_ms_per_request']} ms, "
                     f"clients {x['client_cpu_ms_per_request']} ms, {x['cpu_cores_busy']} cores busy")
-        out["app_memory_after_load_mb"] = proc_status(app.proc.pid)
+        out["app_memory_after_load_mb"] = app.memory()
     finally:
         app.stop()
         local.close()
@@ -817,7 +848,11 @@ def table(res: dict) -> tuple[list[list[str]], list[str]]:
                 f"≥ {TARGETS['peers']}× faster", 52 / x["build_s"] >= TARGETS["peers"])
     mem = res.get("memory", {})
     if http and "app_memory_after_queries_mb" in http:
-        row("peak RSS, app serving the seed corpus", fmt(http["app_memory_after_queries_mb"]["VmHWM"], " MB", 0), "", "", "")
+        m = http["app_memory_after_queries_mb"]
+        value = fmt(m["VmHWM"], " MB", 0)
+        if m.get("workers"):
+            value += f" + {fmt(m['workers_private'], ' MB', 0)} private to its {m['workers']} ask workers"
+        row("peak RSS, app serving the seed corpus", value, "", "", "")
     for b, name in (("onnx", "ONNX"), ("torch", "PyTorch")):
         x = mem.get("squad", {}).get(b)
         if x:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -105,9 +107,11 @@ def make_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory):
-    """The app without and with login, started together (they load the model in parallel)."""
+    """The app without login (/api/ask on two ask workers), with login (no workers: /api/ask answered in the
+    app's process), and one whose workers a test kills; started together (they load in parallel)."""
     project = make_project(tmp_path_factory)
-    started = [AppServer(project), AppServer(project, {"QA_AUTH": AUTH_VALUE})]
+    started = [AppServer(project, {"QA_WORKERS": "2"}), AppServer(project, {"QA_AUTH": AUTH_VALUE, "QA_WORKERS": "0"}),
+               AppServer(project, {"QA_WORKERS": "2"})]
     try:
         yield tuple(s.wait() for s in started)
     finally:
@@ -123,6 +127,11 @@ def app(servers) -> AppServer:
 @pytest.fixture(scope="module")
 def auth_app(servers) -> AppServer:
     return servers[1]
+
+
+@pytest.fixture(scope="module")
+def doomed_app(servers) -> AppServer:
+    return servers[2]
 
 
 # --- raw HTTP ---------------------------------------------------------------------------------------------
@@ -358,6 +367,49 @@ def test_ask_remote_reports_an_app_that_is_not_running():
 def test_startup_log_reports_the_engine(app):
     out = app.output()
     assert "article-qa: loading the engine" in out and "article-qa: ready, 1 article(s)" in out
+
+
+def worker_pids(server: AppServer) -> list[int]:
+    m = re.search(r"answered by (\d+) ask worker process\(es\) \(pids ([\d, ]+)\)", server.output())
+    assert m, server.output()
+    pids = [int(p) for p in m.group(2).split(", ")]
+    assert len(pids) == int(m.group(1))
+    return pids
+
+
+def children(pid: int) -> set[int]:
+    return {int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()}
+
+
+def test_api_ask_runs_on_forked_ask_workers(app, auth_app):
+    pids = worker_pids(app)
+    assert len(pids) == 2 and children(app.proc.pid) == set(pids)
+    for pid in pids:  # forked from the app: the same program, sharing its loaded engine
+        assert Path(f"/proc/{pid}/cmdline").read_bytes() == Path(f"/proc/{app.proc.pid}/cmdline").read_bytes()
+    assert "ask worker" not in auth_app.output() and not children(auth_app.proc.pid)  # QA_WORKERS=0
+
+
+def test_api_ask_carries_on_when_its_workers_die(doomed_app):
+    expected = api_ask(doomed_app.url, {"question": VICTIMS})[:2]
+    assert expected[0] == 200
+    pids = worker_pids(doomed_app)
+    os.kill(pids[0], signal.SIGKILL)
+    assert [api_ask(doomed_app.url, {"question": VICTIMS})[:2] for _ in range(3)] == [expected] * 3
+    os.kill(pids[1], signal.SIGKILL)
+    assert [api_ask(doomed_app.url, {"question": VICTIMS})[:2] for _ in range(3)] == [expected] * 3
+    out = doomed_app.output()
+    assert f"ask worker 1 (pid {pids[0]}) stopped" in out and f"ask worker 2 (pid {pids[1]}) stopped" in out
+    assert "0 left, questions are answered in the server process" in out
+    assert "Traceback" not in out
+
+
+def test_a_bad_worker_count_stops_the_app_with_a_clear_message(tmp_path):
+    env = {**os.environ, "GRADIO_SERVER_PORT": str(free_port()), "HF_HUB_OFFLINE": "1", "QA_WORKERS": "lots"}
+    env.pop("QA_AUTH", None)
+    proc = subprocess.run([sys.executable, str(APP)], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 1
+    assert "article-qa: QA_WORKERS='lots' is not a number of worker processes; set 0-16" in proc.stderr
+    assert "Traceback" not in proc.stderr and "loading the engine" not in proc.stderr
 
 
 # --- login ------------------------------------------------------------------------------------------------
