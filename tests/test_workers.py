@@ -8,6 +8,7 @@ import json
 import os
 import signal
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -50,6 +51,13 @@ def pool(onnx_engine):
         p.close()
 
 
+def run(coroutine_function):
+    """asyncio.run in a thread of its own: playwright's sync API (the browser tests) may hold a running
+    event loop in this one for the whole session."""
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(lambda: asyncio.run(coroutine_function())).result()
+
+
 def in_process(engine, questions, k=3):
     return [answer_json(engine, q, k) for q in questions]
 
@@ -58,7 +66,7 @@ def test_workers_answer_byte_for_byte_as_the_server_would(pool, onnx_engine):
     async def ask_all():
         return [await pool.ask(q, 3) for q in QUESTIONS]
 
-    got = asyncio.run(ask_all())
+    got = run(ask_all)
     assert got == in_process(onnx_engine, QUESTIONS)
     statuses = [status for status, _ in got]
     assert statuses == [200, 200, 200, 200, 200, 400, 400]
@@ -72,7 +80,7 @@ def test_concurrent_questions_get_their_own_answers_in_order(pool, onnx_engine):
     async def ask_all():
         return await asyncio.gather(*(pool.ask(q, 2) for q in questions))
 
-    assert asyncio.run(ask_all()) == in_process(onnx_engine, questions, k=2)
+    assert run(ask_all) == in_process(onnx_engine, questions, k=2)
 
 
 def test_a_dead_worker_hands_its_questions_back_and_the_other_carries_on(pool, onnx_engine):
@@ -93,7 +101,7 @@ def test_a_dead_worker_hands_its_questions_back_and_the_other_carries_on(pool, o
         last = await pool.ask(QUESTIONS[0], 3)
         return after, last
 
-    after, last = asyncio.run(scenario())
+    after, last = run(scenario)
     assert after == expected
     assert last is None and pool.alive == 0
     assert any(f"ask worker 1 (pid {first}) stopped" in m for m in pool.logged)
