@@ -211,14 +211,15 @@ def api_error(status: int, message: str, headers: dict | None = None) -> JSONRes
     return JSONResponse({"error": message}, status_code=status, headers=headers)
 
 
-_workers: list[anyio.CapacityLimiter] = []  # created in the server's event loop, on first use
-POOL: AskPool | None = None  # started with the server (below), not on import
+_ask_threads: list[anyio.CapacityLimiter] = []  # created in the server's event loop, on first use
+POOL: AskPool | None = None  # ask workers, forked when the server starts (below), not on import
 
 
-def workers() -> anyio.CapacityLimiter:
-    if not _workers:
-        _workers.append(anyio.CapacityLimiter(CONCURRENCY))
-    return _workers[0]
+def ask_threads() -> anyio.CapacityLimiter:
+    """At most CONCURRENCY questions at once on threads of this process (when there are no ask workers)."""
+    if not _ask_threads:
+        _ask_threads.append(anyio.CapacityLimiter(CONCURRENCY))
+    return _ask_threads[0]
 
 
 server = FastAPI(title="article-qa", docs_url=None, redoc_url=None, openapi_url=None)
@@ -253,7 +254,7 @@ async def api_ask(request: Request) -> Response:
     question = payload.get("question")
     result = await POOL.ask(question, k) if POOL is not None else None
     if result is None:  # no worker (yet, or any more): answer here
-        result = await anyio.to_thread.run_sync(answer_json, ENGINE, question, k, limiter=workers())
+        result = await anyio.to_thread.run_sync(answer_json, ENGINE, question, k, limiter=ask_threads())
     status, out = result
     return Response(out, status_code=status, media_type="application/json")
 

@@ -1,7 +1,7 @@
 """Ask workers: processes that answer questions beside a server's event loop, so asks use every core.
 
 In one Python process, the event loop (HTTP parsing, JSON) and the asks' Python glue take turns on one
-GIL: measured on 2 cores, 4 concurrent /api/ask clients got 1.5-1.7x one client's throughput with only
+GIL: measured on 2 cores, 4 concurrent /api/ask clients got 1.4-1.7x one client's throughput with only
 1.6 of the 2 cores busy. A worker is a process forked from the server once its engine is loaded, before
 the server starts any thread of its own: it shares the loaded model and index with the server (copy on
 write) instead of loading its own copies. That matters: separately loaded processes each ask 30 % slower
@@ -82,6 +82,12 @@ def _stderr(message: str) -> None:
     print(f"article-qa: {message}", file=sys.stderr, flush=True)
 
 
+def forkable(engine) -> bool:
+    """Whether workers may be forked from a process holding `engine`: its questions run on onnxruntime with
+    one thread (QA_THREADS=1, as the app sets it). PyTorch's OpenMP thread pool does not survive a fork."""
+    return engine.embedder.backend == "onnx" and os.environ.get("QA_THREADS") == "1"
+
+
 # --- the worker's side -----------------------------------------------------------------------------------
 
 def _recv_exactly(sock: socket.socket, n: int) -> bytes | None:
@@ -98,12 +104,6 @@ def _recv_exactly(sock: socket.socket, n: int) -> bytes | None:
 def _recv_frame(sock: socket.socket) -> bytes | None:
     head = _recv_exactly(sock, _LENGTH.size)
     return None if head is None else _recv_exactly(sock, _LENGTH.unpack(head)[0])
-
-
-def forkable(engine) -> bool:
-    """Whether workers may be forked from a process holding `engine`: its questions run on onnxruntime with
-    one thread (QA_THREADS=1, as the app sets it). PyTorch's OpenMP thread pool does not survive a fork."""
-    return engine.embedder.backend == "onnx" and os.environ.get("QA_THREADS") == "1"
 
 
 def _serve(sock: socket.socket, engine, inherited: list[socket.socket]) -> None:
