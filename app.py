@@ -23,7 +23,6 @@ import json
 import os
 import sys
 import time
-import traceback
 
 # Gradio recomputes a pandas summary of up to 10,000 past requests after every request, to estimate queue
 # wait times; measured at ~10% of the app's CPU and growing with traffic. Every 100 requests over the last
@@ -31,7 +30,8 @@ import traceback
 os.environ.setdefault("GRADIO_ANALYTICS_CACHE_FREQUENCY", "100")
 os.environ.setdefault("GRADIO_ANALYTICS_MAX_EVENTS", "1000")
 # One onnxruntime thread per question: concurrent questions then use the cores side by side instead of
-# contending for them (measured on 2 cores, /api/ask: 4 clients 1.5-1.8x one client, 1.1x with a thread per core).
+# contending for them (measured on 2 cores, asks on threads of this process: 4 clients 1.5-1.8x one client,
+# 1.1x with a thread per core); ask workers are only forked with it (qa.workers.forkable).
 os.environ.setdefault("QA_THREADS", "1")
 
 import anyio  # noqa: E402 - after the settings above
@@ -41,7 +41,7 @@ from fastapi.responses import JSONResponse, Response  # noqa: E402
 
 from qa import ConfigError, Engine, QAError, QuestionError, resolve_settings
 from qa.render import render_answer, render_article, render_article_header, render_error, render_question
-from qa.workers import INTERNAL_ERROR, AskPool, answer_json, worker_count
+from qa.workers import INTERNAL_ERROR, AskPool, answer_json, log_internal_error, worker_count
 
 EXAMPLES = [
     "Were any victims identified?",
@@ -126,11 +126,6 @@ except QAError as exc:
 
 # --- callbacks: library calls in, rendered Markdown out -----------------------------------------------------
 
-def _log_internal_error(question: object) -> None:
-    print(f"article-qa: internal error for question {str(question)[:200]!r}:\n{traceback.format_exc()}",
-          file=sys.stderr, flush=True)
-
-
 def ask(question: str, k: int = DEFAULT_K) -> dict:
     """Answer a question about the articles: the answer sentence with its citation and the k best passages
     (exact character spans into the article files), or an abstention with its reason. The same JSON as
@@ -141,7 +136,7 @@ def ask(question: str, k: int = DEFAULT_K) -> dict:
     except QAError as exc:
         raise gr.Error(str(exc), print_exception=False) from None
     except Exception:  # a bug, not the caller's fault: the message, never the traceback
-        _log_internal_error(question)
+        log_internal_error(question)
         raise gr.Error(INTERNAL_ERROR, print_exception=False) from None
 
 
@@ -181,7 +176,7 @@ def respond(message: object, history: list | None, k: object):
         history.append({"role": "assistant", "content": render_error(str(exc))})
         return "", history, gr.skip(), gr.skip()
     except Exception:
-        _log_internal_error(message)
+        log_internal_error(message)
         history.append({"role": "assistant", "content": render_error(INTERNAL_ERROR)})
         return "", history, gr.skip(), gr.skip()
     history.append({"role": "assistant", "content": reply})

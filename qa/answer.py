@@ -3,7 +3,8 @@
 The answer is the best sentence of the top passage, scored like passages are (late interaction and
 cosine, per sentence). When the question asks for a kind of fact (a number, a time, an age, an amount of
 money), only sentences that hold one can be the answer. (Moving passages that hold one ahead was measured
-and dropped: no gain on the seed sets, -0.4 points hit@1 on SQuAD, and it lifted unrelated passages.) The engine abstains, and says why, when
+and dropped: no gain on the seed sets, -0.4 points hit@1 on SQuAD, and it lifted unrelated passages.)
+The engine abstains, and says why, when
 - no passage is semantically close (best cosine below `abstain_below`: a value that means the same for
   every question, unlike a fusion score), or
 - the question names something no passage mentions, or

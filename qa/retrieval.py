@@ -162,9 +162,9 @@ class Retriever:
         top = order[: max(self.rerank, k)]
         interaction = LateInteraction(index, query, cands.rows[top])
         where = {int(i): j for j, i in enumerate(top)}  # candidate -> its place in `interaction`
+        a = self.maxsim_weight
         if self.method == "hybrid":
             late[top] = interaction.passage
-            a = self.maxsim_weight
             score -= 10.0  # the passages not reranked go below every reranked one
             score[top] = np.where(np.isnan(late[top]), first[top], a * late[top] + (1 - a) * first[top])
             order = np.argsort(-score, kind="stable")
@@ -181,7 +181,6 @@ class Retriever:
             kept_vectors.append(vec)
             cos = cands.sentence_scores[i]
             sent_late = interaction.sentences(where[int(i)]) if int(i) in where else np.full(len(cos), np.nan)
-            a = self.maxsim_weight
             per_sentence = np.where(np.isnan(sent_late), cos, a * sent_late + (1 - a) * cos)
             hits.append(Hit(r, float(score[i]), float(cands.dense[i]), float(cands.sentence[i]), float(cands.lexical[i]),
                             float(late[i]), tuple(float(x) for x in per_sentence)))

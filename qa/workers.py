@@ -64,22 +64,27 @@ def worker_count(value: str | None) -> int:
     return int(text)
 
 
-def answer_json(engine, question: object, k: int, log: Callable[[str], None] | None = None) -> tuple[int, bytes]:
+def _stderr(message: str) -> None:
+    print(f"article-qa: {message}", file=sys.stderr, flush=True)
+
+
+def log_internal_error(question: object) -> None:
+    """The traceback of the exception being handled, to the server log (never to the user)."""
+    _stderr(f"internal error for question {str(question)[:200]!r}:\n{traceback.format_exc()}")
+
+
+def answer_json(engine, question: object, k: int) -> tuple[int, bytes]:
     """(HTTP status, JSON body) for one question: 200 and the `qa ask --json` answer, 400 and {"error"} for
-    a question the engine refuses, 500 and a generic message (the traceback goes to `log`) for a bug."""
+    a question the engine refuses, 500 and a generic message (the traceback goes to the log) for a bug."""
     try:
         body: dict = engine.ask(question, k).to_json()
         status = 200
     except QAError as exc:
         body, status = {"error": str(exc)}, 400
     except Exception:  # a bug, not the caller's fault: the message, never the traceback
-        (log or _stderr)(f"internal error for question {str(question)[:200]!r}:\n{traceback.format_exc()}")
+        log_internal_error(question)
         body, status = {"error": INTERNAL_ERROR}, 500
     return status, json.dumps(body, ensure_ascii=False).encode("utf-8")
-
-
-def _stderr(message: str) -> None:
-    print(f"article-qa: {message}", file=sys.stderr, flush=True)
 
 
 def forkable(engine) -> bool:
