@@ -19,9 +19,21 @@ from .answer import compose_answer
 from .articles import read_corpus
 from .config import Settings, resolve_settings
 from .embedding import Embedder, content_mask, make_embedder
-from .errors import IndexMissingError, QuestionError, StaleIndexError
+from .errors import IndexCorruptError, IndexMissingError, QAError, QuestionError, StaleIndexError
+from .locks import read_lock, write_lock
 from .retrieval import FusionMethod, Query, Retriever
-from .store import FORMAT_VERSION, StoredIndex, build_index, load_index, read_manifest, save_index
+from .store import (
+    FORMAT_VERSION,
+    MANIFEST,
+    StoredIndex,
+    build_index,
+    check_room,
+    estimated_bytes,
+    load_index,
+    read_manifest,
+    remove_unreferenced,
+    save_index,
+)
 from .types import Answer, Article
 
 Log = Callable[[str], None]
@@ -101,6 +113,47 @@ def describe_changes(manifest: dict, articles: Sequence[Article], model: str, ch
     return changes
 
 
+def _peek_manifest(folder: Path) -> dict | None:
+    """The manifest when there is a readable one (it names the corpus' sources), else None."""
+    try:
+        return read_manifest(folder)
+    except QAError:
+        return None
+
+
+def _referenced(folder: Path) -> set[str]:
+    """Names in the folder that the current manifest needs (or just the manifest, when it is unreadable)."""
+    from .locks import LOCK_FILES
+
+    keep = {MANIFEST, *LOCK_FILES, "onnx"}
+    manifest = _peek_manifest(folder)
+    if manifest is not None:
+        keep |= set(manifest["parts"].values())
+    return keep
+
+
+def _load_if_fresh(folder: Path, articles: Sequence[Article], model: str, chunking: dict
+                   ) -> tuple[StoredIndex | None, list[str] | QAError]:
+    """(the loaded index, []) when the folder holds a sound index of exactly this corpus and these settings;
+    else (None, what differs) or (None, the error that makes it unusable: missing or damaged). The manifest is
+    read and its files loaded under the reader lock, so a concurrent build cannot remove them meanwhile."""
+    with read_lock(folder):
+        try:
+            manifest = read_manifest(folder)
+            changes = describe_changes(manifest, articles, model, chunking)
+            if changes:
+                return None, changes
+            return load_index(folder, manifest), []
+        except (IndexMissingError, IndexCorruptError) as exc:
+            return None, exc
+
+
+def _can_export() -> bool:
+    from importlib.util import find_spec
+
+    return bool(find_spec("torch") and find_spec("onnx"))
+
+
 class Engine:
     """Load once, then `ask` many times."""
 
@@ -128,21 +181,19 @@ class Engine:
              sources: Sequence[str] | None = None, embedder: Embedder | None = None, force: bool = False,
              export_onnx: bool = False, progress: bool = False, log: Log = _stderr,
              method: FusionMethod = "hybrid") -> Engine:
-        """Open the index in `settings.index_dir` for the corpus, building or refreshing it when needed.
+        """Open the index in `settings.index_dir` for the corpus, building, refreshing or repairing it when needed.
 
         The corpus is `articles` if given (already read, e.g. from SQuAD), else the files under
         `settings.articles`, else the sources recorded in the index, else `articles/`. With `export_onnx`
         (what `qa build` does), the model is exported to ONNX into the index folder once the articles have
         been read, so later queries run on onnxruntime; passages are embedded by `build_embedder`.
+        A stale, missing or damaged index is rebuilt (only changed articles are embedded again) unless
+        `settings.rebuild` is "never", which raises the error naming what is wrong instead. Builds hold the
+        folder's writer lock (qa/locks.py): a second build waits, then finds the index fresh.
         """
         settings = settings or resolve_settings()
         folder = settings.index_path
-        manifest = None
-        try:
-            manifest = read_manifest(folder)
-        except IndexMissingError:
-            if settings.rebuild == "never":
-                raise
+        manifest = _peek_manifest(folder)
         if articles is None:
             if settings.articles is not None:
                 sources = list(settings.articles)
@@ -153,37 +204,72 @@ class Engine:
             sources = [str(Path(s).resolve()) for s in sources]
             articles = read_corpus(sources)
         sources = list(sources or [])
+        if settings.rebuild == "never" and manifest is not None and manifest["model"]["name"] != settings.model:
+            # before loading a model that may not even exist here (a hub name tries the network first)
+            raise StaleIndexError(f"The index in {folder}/ was built with model {manifest['model']['name']!r}, not "
+                                  f"{settings.model!r}; run `qa build --model {settings.model}` or drop --model / QA_MODEL.")
         if embedder is None:
-            if export_onnx and settings.backend != "torch":
-                from .onnx_backend import export_model
-
-                export_model(settings.model, folder, log=log)
-            embedder = make_embedder(settings.model, settings.backend, folder)
+            embedder = cls._query_embedder(settings, folder, export_onnx=export_onnx, log=log)
         chunking = cls.chunking_settings(settings, embedder)
-        if manifest is not None and not force:
-            changes = describe_changes(manifest, articles, settings.model, chunking)
-            if not changes:
-                return cls(load_index(folder, manifest), embedder, settings, method)
+        if not force:
+            index, problem = _load_if_fresh(folder, articles, settings.model, chunking)
+            if index is not None:
+                return cls(index, embedder, settings, method)
             if settings.rebuild == "never":
-                raise StaleIndexError(
-                    f"The index in {folder}/ does not match the articles or settings: {'; '.join(changes)}. "
-                    "Run `qa build` to update it, or unset QA_REBUILD / drop --no-rebuild to let it rebuild."
-                )
-            log(f"Updating the index in {folder}/: {'; '.join(changes)}")
-        else:
-            log(f"Building the index in {folder}/ ({len(articles)} article(s))")
-        builder = build_embedder(embedder, settings.model, build_precision(settings.build_precision))
-        previous = None
-        if manifest is not None and not force:
-            try:
-                previous = load_index(folder, manifest)
-            except Exception:  # an unreadable old index only costs us the reuse of its vectors
-                previous = None
-        index = build_index(articles, embedder=builder, model=settings.model, chunking=chunking, sources=sources,
-                            previous=previous, progress=progress, log=log)
-        save_index(index, folder)
+                if isinstance(problem, list):
+                    raise StaleIndexError(
+                        f"The index in {folder}/ does not match the articles or settings: {'; '.join(problem)}. "
+                        "Run `qa build` to update it, or unset QA_REBUILD / drop --no-rebuild to let it rebuild."
+                    )
+                raise problem
+        with write_lock(folder, log=log):
+            previous = None
+            if not force:  # another writer may have brought the index up to date while we waited
+                index, problem = _load_if_fresh(folder, articles, settings.model, chunking)
+                if index is not None:
+                    return cls(index, embedder, settings, method)
+                if isinstance(problem, list):
+                    log(f"Updating the index in {folder}/: {'; '.join(problem)}")
+                    try:
+                        previous = load_index(folder, read_manifest(folder))
+                    except QAError:  # a damaged old index only costs us the reuse of its vectors
+                        previous = None
+                elif isinstance(problem, IndexMissingError):
+                    log(f"Building the index in {folder}/ ({len(articles)} article(s))")
+                else:
+                    log(f"{problem} Rebuilding it from the articles.")
+            else:
+                log(f"Building the index in {folder}/ ({len(articles)} article(s))")
+            freed = remove_unreferenced(folder, _referenced(folder))
+            if freed:
+                log(f"Removed {freed / 1e6:.1f} MB left in {folder}/ by builds that did not finish")
+            builder = build_embedder(embedder, settings.model, build_precision(settings.build_precision))
+            index = build_index(articles, embedder=builder, model=settings.model, chunking=chunking, sources=sources,
+                                previous=previous, progress=progress, log=log,
+                                before_embedding=lambda chunks: check_room(folder, estimated_bytes(chunks, embedder.dimension)))
+            save_index(index, folder)
         log(f"Index ready: {len(index.articles)} article(s), {len(index.chunks)} passages in {folder}/")
         return cls(index, embedder, settings, method)
+
+    @staticmethod
+    def _query_embedder(settings: Settings, folder: Path, *, export_onnx: bool, log: Log) -> Embedder:
+        """The ONNX export when there is a sound one (exported first with `export_onnx`, or again when damaged
+        and rebuilding is allowed), else PyTorch."""
+        from .onnx_backend import export_model, find_export
+
+        if settings.backend == "torch":
+            return make_embedder(settings.model, "torch", folder)
+        try:
+            healthy = find_export(folder, settings.model) is not None
+        except IndexCorruptError:
+            if settings.rebuild == "never" or not export_onnx and not _can_export():
+                raise
+            healthy = False
+            export_onnx = True  # a damaged export is exported again, as a damaged index is rebuilt
+        if export_onnx and not healthy:
+            with write_lock(folder, log=log):
+                export_model(settings.model, folder, log=log)
+        return make_embedder(settings.model, settings.backend, folder)
 
     # --- asking -------------------------------------------------------------------------------------
 

@@ -23,6 +23,14 @@ class IndexCorruptError(QAError):
     """An index file is truncated, corrupt or of an unknown format."""
 
 
+class IndexWriteError(QAError):
+    """The index folder cannot be written (read-only, full, not a folder); the previous index is intact."""
+
+
+class IndexBusyError(QAError):
+    """Another process holds the index folder's writer lock for longer than the caller would wait."""
+
+
 class StaleIndexError(QAError):
     """The index no longer matches the articles or settings, and rebuilding was not allowed."""
 

@@ -3,7 +3,9 @@ and run with onnxruntime, tokenized with the `tokenizers` library.
 
 Only models that sentence-transformers runs as Transformer -> mean Pooling (-> Normalize) are exported,
 which covers all-MiniLM-L6-v2; for any other model the PyTorch path serves. Vectors match the PyTorch
-path (cosine 1.000: the export is checked against it before it is kept).
+path (cosine 1.000: the export is checked against vectors computed before tracing, since the traced model
+object itself computes different vectors afterwards). meta.json records the sha256 of model.onnx and
+tokenizer.json; an export whose files no longer match is never served.
 """
 
 from __future__ import annotations
@@ -19,10 +21,11 @@ from pathlib import Path
 import numpy as np
 
 from .embedding import Encoded, TokenizerVocabulary, pad_batch, resolve_model_path
-from .errors import ConfigError
+from .errors import ConfigError, IndexCorruptError
 
 EXPORT_FOLDER = "onnx"
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2  # 2: meta.json records the sha256 of model.onnx and tokenizer.json
+EXPORT_FILES = ("model.onnx", "tokenizer.json")
 _CHECK_TEXTS = ["Were any victims identified?", "A Chicago police oversight agency could not substantiate the claims."]
 
 
@@ -49,25 +52,50 @@ def _mean_pooling_model(path: str) -> bool:
         and (p / "tokenizer.json").is_file()
 
 
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def find_export(index_dir: Path, model: str) -> Path | None:
-    """The export folder for `model` when a complete, matching one exists."""
+    """The export folder for `model`, its files checked against the sha256 in its meta.json; None when there is
+    no export of this model (or one of an older format, which `qa build` replaces). A damaged export (garbage
+    meta.json, a file altered, truncated or missing) raises IndexCorruptError: it is never served."""
     folder = export_dir(index_dir, model)
+    if not (folder / "meta.json").exists():
+        return None
+    fix = (f"`qa build` exports it again (or delete {folder}/ and run `qa build`); QA_BACKEND=torch answers with "
+           "PyTorch meanwhile")
     try:
-        meta = json.loads((folder / "meta.json").read_text())
-    except (OSError, ValueError):
+        meta = json.loads((folder / "meta.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise IndexCorruptError(f"{folder}/meta.json is unreadable ({exc}); {fix}.") from None
+    if not isinstance(meta, dict) or meta.get("model") != model:
+        raise IndexCorruptError(f"{folder}/meta.json is not the export of {model!r}; {fix}.")
+    if meta.get("version") != EXPORT_VERSION:
         return None
-    model_file = folder / "model.onnx"
-    if meta.get("model") != model or meta.get("version") != EXPORT_VERSION or not model_file.is_file():
-        return None
-    if model_file.stat().st_size != meta.get("bytes"):
-        return None
+    hashes = meta.get("sha256")
+    for name in EXPORT_FILES:
+        f = folder / name
+        want = hashes.get(name) if isinstance(hashes, dict) else None
+        if not f.is_file():
+            raise IndexCorruptError(f"{f} is missing; {fix}.")
+        if not isinstance(want, str) or file_sha256(f) != want:
+            raise IndexCorruptError(f"{f} does not match the sha256 in its meta.json (altered, truncated or replaced); {fix}.")
     return folder
 
 
 def export_model(model: str, index_dir: Path, *, log: Callable[[str], None] = lambda _m: None) -> Path | None:
     """Export `model` to ONNX under index_dir/onnx/ (needs torch and onnx; build time only). Returns the
     folder, or None when the model is not of a kind this backend runs."""
-    existing = find_export(index_dir, model)
+    try:
+        existing = find_export(index_dir, model)
+    except IndexCorruptError as exc:
+        log(f"{exc} Exporting it again.")
+        existing = None
     if existing is not None:
         return existing
     path = resolve_model_path(model)
@@ -79,6 +107,9 @@ def export_model(model: str, index_dir: Path, *, log: Callable[[str], None] = la
     import torch
 
     st = SentenceTransformerEmbedder(model)
+    # the reference, before tracing: the traced model object afterwards gives other vectors (cosine 0.94-0.97),
+    # which made every fresh build drop its export
+    reference = st.encode(_CHECK_TEXTS).vectors
     bert = st.model[0].auto_model.eval()
 
     class LastHiddenState(torch.nn.Module):
@@ -90,6 +121,8 @@ def export_model(model: str, index_dir: Path, *, log: Callable[[str], None] = la
             return self.inner(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids).last_hidden_state
 
     folder = export_dir(index_dir, model)
+    for stale in folder.parent.glob(folder.name + ".tmp*") if folder.parent.is_dir() else ():
+        shutil.rmtree(stale, ignore_errors=True)  # left by an export that died (the caller holds the writer lock)
     tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=True)
     enc = st.tokenizer(_CHECK_TEXTS, padding=True, return_tensors="pt")
@@ -106,10 +139,10 @@ def export_model(model: str, index_dir: Path, *, log: Callable[[str], None] = la
         )
     (tmp / "tokenizer.json").write_bytes((Path(path) / "tokenizer.json").read_bytes())
     meta = {"version": EXPORT_VERSION, "model": model, "dimension": st.dimension,
-            "max_seq_length": int(st.model.max_seq_length), "bytes": (tmp / "model.onnx").stat().st_size}
+            "max_seq_length": int(st.model.max_seq_length), "bytes": (tmp / "model.onnx").stat().st_size,
+            "sha256": {name: file_sha256(tmp / name) for name in EXPORT_FILES}}
     (tmp / "meta.json").write_text(json.dumps(meta, indent=2) + "\n")
     check = OnnxEmbedder(model, tmp).encode(_CHECK_TEXTS).vectors
-    reference = st.encode(_CHECK_TEXTS).vectors
     agreement = float(np.min(np.sum(check * reference, axis=1)))
     if agreement < 0.9999:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -118,6 +151,7 @@ def export_model(model: str, index_dir: Path, *, log: Callable[[str], None] = la
     if folder.exists():
         shutil.rmtree(folder)
     os.replace(tmp, folder)
+    log(f"ONNX export checked against PyTorch (cosine {agreement:.5f}); queries run on onnxruntime")
     return folder
 
 
@@ -154,7 +188,11 @@ class OnnxEmbedder(TokenizerVocabulary):
     def tokenizer(self):
         from tokenizers import Tokenizer
 
-        tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        try:
+            tok = Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        except Exception as exc:  # tokenizers raises its own Exception type for a garbage file
+            raise IndexCorruptError(f"{self.folder}/tokenizer.json cannot be read ({exc}); `qa build` exports it "
+                                    "again, or set QA_BACKEND=torch.") from None
         tok.no_padding()  # the shipped file pads to a fixed length; we pad each batch to its longest text
         tok.enable_truncation(self.meta["max_seq_length"])
         return tok

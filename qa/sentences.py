@@ -30,9 +30,24 @@ _STARTERS = frozenset(
 )
 _CLOSERS = "\"'”’»)]}"
 _OPENERS = "\"'“‘«([{"
-_CANDIDATE = re.compile(r"(?:\.{3}|…|[.!?])+[" + re.escape(_CLOSERS) + r"]*(?=\s)")
-_WORD_BEFORE = re.compile(r"([A-Za-z][A-Za-z.]*)$")
+# Linear time on any input: a candidate starts only where a run of sentence punctuation starts (the look-behind),
+# so a run of dots followed by a non-space is scanned once, not once per dot (an earlier `(?:\.{3}|[.!?])+` took
+# exponential time on 40 dots before a letter).
+_CANDIDATE = re.compile(r"(?<![.!?…])[.!?…]+[" + re.escape(_CLOSERS) + r"]*(?=\s)")
+_WORD_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz.")
+_LONGEST_ABBREVIATION = 32  # letters and dots looked at before a period ("U.S.", "Calif.", "approx.")
 _NEXT_WORD = re.compile(r"\s+([" + re.escape(_OPENERS) + r"]*)(\S*)")
+
+
+def _word_before(text: str, end: int) -> str | None:
+    """The run of ASCII letters and dots that ends at `end` and starts with a letter, or None. Scanned backwards
+    and at most _LONGEST_ABBREVIATION characters, so each candidate costs O(1) whatever the text before it."""
+    start = end
+    while start > 0 and end - start < _LONGEST_ABBREVIATION and text[start - 1] in _WORD_CHARS:
+        start -= 1
+    while start < end and text[start] == ".":
+        start += 1
+    return text[start:end] or None
 
 
 def _is_boundary(text: str, match: re.Match[str]) -> bool:
@@ -45,10 +60,9 @@ def _is_boundary(text: str, match: re.Match[str]) -> bool:
         return False  # "...?" she asked / "etc. and" / "5 p.m. on Monday"
     if match.group(0)[0] != ".":
         return True  # ! ? … are not abbreviation marks
-    before = _WORD_BEFORE.search(text, 0, match.start())
-    if before is None:
+    token = _word_before(text, match.start())
+    if token is None:
         return True  # "5,000." or a closing bracket before the period
-    token = before.group(1)
     bare = token.rstrip(".").lower()
     if len(token) == 1 and token.isupper():
         return False  # an initial: "John F. Kennedy"

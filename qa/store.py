@@ -4,6 +4,11 @@ Atomic writes: every build writes its files under new names (suffixed by a gener
 replaces manifest.json in one `os.replace`; files the new manifest does not name are removed after.
 A crash at any point leaves a manifest that names a complete set of files. The manifest records each
 file's sha256, so a truncated or corrupt file is caught on load.
+
+Writers hold the folder's writer lock (qa/locks.py) for a whole build, so the clean-up after one build
+can only ever delete files of the previous generation or of builds that died; the commit and clean-up
+also hold the reader lock exclusively, and `load_index` holds it shared, so no reader loses a file it is
+reading.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ import hashlib
 import json
 import os
 import platform
+import re
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -23,13 +29,15 @@ import numpy as np
 
 from .chunking import chunk_article
 from .embedding import content_mask
-from .errors import IndexCorruptError, IndexMissingError
+from .errors import IndexCorruptError, IndexMissingError, IndexWriteError
 from .lexical import LexicalIndex
+from .locks import LOCK_FILES, read_lock
 from .types import Article, ArticleInfo, Chunk, Span
 
 FORMAT_VERSION = 2
 MANIFEST = "manifest.json"
-REBUILD_HINT = "rebuild it with `qa build` (or delete the folder and run `qa build ARTICLES...`)"
+REBUILD_HINT = "`qa build` rebuilds it (a damaged index is rebuilt from the articles)"
+PART_PREFIXES = frozenset({"passages", "dense", "sentences", "tokens", "tokensentences", "lexical"})
 
 
 @dataclass(frozen=True)
@@ -60,6 +68,7 @@ class StoredIndex:
     token_sentence: np.ndarray  # (pieces,) int16: sentence of each piece within its chunk
     lexical: LexicalIndex
     manifest: dict = field(default_factory=dict)
+    embedded_by: dict = field(default_factory=dict)  # backend and precision of the model that embedded the passages
     _faiss: object = None
     root: Path | None = None  # the project root (the index folder's parent): citation paths are relative to it
 
@@ -157,9 +166,11 @@ def build_index(
     previous: StoredIndex | None = None,
     progress: bool = False,
     log: Callable[[str], None] = lambda _m: None,
+    before_embedding: Callable[[Sequence[Chunk]], None] | None = None,
 ) -> StoredIndex:
     """Chunk and embed `articles`. Articles whose file is unchanged since `previous` (same sha256, same
-    model and chunking) keep their passages and vectors: only changed articles are embedded."""
+    model and chunking) keep their passages and vectors: only changed articles are embedded.
+    `before_embedding(chunks)` is called once every passage is known and before any is embedded."""
     old_rows: dict[tuple[str, str], list[int]] = {}
     if previous is not None and previous.model == model and previous.chunking == chunking:
         for i, c in enumerate(previous.chunks):
@@ -180,6 +191,8 @@ def build_index(
         chunks.extend(new)
         vectors.extend([None] * len(new))
     todo = [i for i, v in enumerate(vectors) if v is None]
+    if before_embedding is not None:
+        before_embedding(chunks)  # e.g. refuse now, not after minutes of embedding, when the disk is too full
     if todo:
         reused = len(chunks) - len(todo)
         how = {"torch": "PyTorch", "onnx": "onnxruntime"}.get(getattr(embedder, "backend", ""), "the embedder")
@@ -190,8 +203,12 @@ def build_index(
             vectors[i] = v
     dim = len(vectors[0].passage) if vectors else embedder.dimension
     empty = np.zeros((0, dim), np.float32)
+    embedded_by = {"backend": getattr(embedder, "backend", "unknown"), "precision": getattr(embedder, "precision", "float32")}
+    if previous is not None and not todo:
+        embedded_by = previous.embedded_by or embedded_by
     return StoredIndex(
         model=model, dimension=dim, chunking=dict(chunking), sources=list(sources), articles=infos, chunks=chunks,
+        embedded_by=embedded_by,
         passage_vectors=np.ascontiguousarray(np.stack([v.passage for v in vectors]) if vectors else empty, dtype=np.float32),
         sentence_vectors=np.ascontiguousarray(np.concatenate([v.sentences for v in vectors]) if vectors else empty, dtype=np.float32),
         token_vectors=np.concatenate([v.tokens for v in vectors]).astype(np.float16, copy=False) if vectors else empty.astype(np.float16),
@@ -229,25 +246,131 @@ def _chunk_row(c: Chunk, tokens: int) -> dict:
             "sentences": [[s.start, s.end] for s in c.sentences], "tokens": tokens, "text": c.text}
 
 
-def save_index(index: StoredIndex, folder: Path) -> dict:
-    """Write the index atomically; returns the manifest."""
-    import faiss
+def _generation(folder: Path, index: StoredIndex, passages_text: str) -> str:
+    """A content hash, so rebuilding the same corpus gives the same file names (no churn in a committed
+    index/); suffixed when files of that name already exist (a repair of a damaged index of the same content)."""
+    base = hashlib.sha256((index.model + json.dumps(index.chunking, sort_keys=True) + passages_text).encode()).hexdigest()[:12]
+    gen, n = base, 1
+    while any((folder / f"{prefix}-{gen}{ext}").exists() for prefix, ext in _PART_NAMES.values()):
+        n += 1
+        gen = f"{base}-{n}"
+    return gen
 
-    folder.mkdir(parents=True, exist_ok=True)
+
+_PART_NAMES = {  # part -> (file name prefix, extension)
+    "passages": ("passages", ".jsonl"),
+    "dense": ("dense", ".faiss"),
+    "sentences": ("sentences", ".npy"),
+    "tokens": ("tokens", ".npy"),
+    "token_sentences": ("tokensentences", ".npy"),
+    "lexical": ("lexical", ""),
+}
+
+
+def _remove(entry: Path) -> None:
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        entry.unlink(missing_ok=True)
+
+
+def remove_unreferenced(folder: Path, keep: set[str]) -> int:
+    """Delete index parts and temporary files in `folder` that are not in `keep`: the previous generation, and
+    what builds that died left behind. Call with the writer lock held. Returns the bytes freed."""
+    freed = 0
+    if not folder.is_dir():
+        return 0
+    for entry in folder.iterdir():
+        name = entry.name
+        garbage = (name.split("-")[0] in PART_PREFIXES and name not in keep) or name.startswith(f".{MANIFEST}.") \
+            or name.startswith(".probe-")
+        if garbage:
+            try:
+                freed += sum(f.stat().st_size for f in ([entry] if entry.is_file() else entry.rglob("*")) if f.is_file())
+            except OSError:
+                pass
+            _remove(entry)
+    return freed
+
+
+def estimated_bytes(chunks: Sequence[Chunk], dimension: int) -> int:
+    """A generous estimate of an index's size on disk, to refuse a build before embedding when the disk is too
+    full: token vectors (about one content piece per 5 characters, float16) dominate."""
+    chars = sum(len(c.text) for c in chunks)
+    sentences = sum(len(c.sentences) for c in chunks)
+    return int(1.5 * (chars / 5 * dimension * 2 + (len(chunks) + sentences) * dimension * 4 + chars * 3)) + (1 << 20)
+
+
+def check_room(folder: Path, needed: int) -> None:
+    """IndexWriteError, before any embedding, when `folder` cannot take an index of about `needed` bytes."""
+    try:
+        free = shutil.disk_usage(folder).free
+    except OSError:
+        return
+    if free < needed:
+        raise IndexWriteError(
+            f"Not enough disk space for the index in {folder}/: it needs about {needed / 1e6:,.0f} MB and "
+            f"{free / 1e6:,.0f} MB are free. Free some space or choose another folder with --index / QA_INDEX_DIR. "
+            "The previous index is intact."
+        )
+
+
+def save_index(index: StoredIndex, folder: Path) -> dict:
+    """Write the index atomically; returns the manifest. The caller holds the folder's writer lock (Engine
+    does); a failed write removes what it wrote and raises IndexWriteError, leaving the previous index."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise IndexWriteError(f"Cannot create the index folder {folder}/ ({exc.strerror or exc}); choose another "
+                              "folder with --index / QA_INDEX_DIR.") from None
     base = folder.resolve().parent
     passages_text = "".join(json.dumps(_chunk_row(c, int(n)), ensure_ascii=False) + "\n" for c, n in zip(index.chunks, index.token_counts))
-    gen = hashlib.sha256((index.model + json.dumps(index.chunking, sort_keys=True) + passages_text).encode()).hexdigest()[:12]
-    gen = f"{gen}-{os.getpid()}-{time.time_ns() % 10**6}"
-    names = {
-        "passages": f"passages-{gen}.jsonl",
-        "dense": f"dense-{gen}.faiss",
-        "sentences": f"sentences-{gen}.npy",
-        "tokens": f"tokens-{gen}.npy",
-        "token_sentences": f"tokensentences-{gen}.npy",
-        "lexical": f"lexical-{gen}",
-    }
+    gen = _generation(folder, index, passages_text)
+    names = {part: f"{prefix}-{gen}{ext}" for part, (prefix, ext) in _PART_NAMES.items()}
+    tmp = folder / f".{MANIFEST}.{gen}.tmp"
+    try:
+        manifest = _write_parts(index, folder, names, passages_text, gen, base)
+        tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        with tmp.open("rb") as fh:
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        for name in [*names.values(), tmp.name]:
+            _remove(folder / name)
+        raise IndexWriteError(
+            f"Cannot write the index in {folder}/ ({exc.strerror or exc}{': ' + exc.filename if getattr(exc, 'filename', None) else ''}); "
+            "free some space or make the folder writable, or choose another with --index / QA_INDEX_DIR. "
+            "The previous index is intact."
+        ) from None
+    with read_lock(folder, exclusive=True):
+        os.replace(tmp, folder / MANIFEST)  # the commit point
+        _fsync_dir(folder)
+        remove_unreferenced(folder, set(names.values()) | {MANIFEST, *LOCK_FILES})
+    index.manifest = manifest
+    index.root = base
+    return manifest
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_parts(index: StoredIndex, folder: Path, names: dict[str, str], passages_text: str, gen: str, base: Path) -> dict:
+    import faiss
+
     (folder / names["passages"]).write_text(passages_text, encoding="utf-8")
-    faiss.write_index(index.faiss_index, str(folder / names["dense"]))
+    try:
+        faiss.write_index(index.faiss_index, str(folder / names["dense"]))
+    except RuntimeError as exc:  # faiss reports a failed write as a RuntimeError
+        raise OSError(f"writing {names['dense']} failed: {str(exc).splitlines()[-1] if str(exc) else exc}") from None
     np.save(folder / names["sentences"], index.sentence_vectors, allow_pickle=False)
     np.save(folder / names["tokens"], index.token_vectors.astype(np.float16, copy=False), allow_pickle=False)
     np.save(folder / names["token_sentences"], index.token_sentence, allow_pickle=False)
@@ -260,12 +383,13 @@ def save_index(index: StoredIndex, folder: Path) -> dict:
                 with f.open("rb") as fh:
                     os.fsync(fh.fileno())
                 files[f.relative_to(folder).as_posix()] = {"sha256": _sha256(f), "bytes": f.stat().st_size}
-    manifest = {
+    return {
         "format_version": FORMAT_VERSION,
         "generation": gen,
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "model": {"name": index.model, "dimension": index.dimension},
         "chunking": index.chunking,
+        "embedded_by": index.embedded_by,
         "sources": [_rel(s, base) for s in index.sources],
         "counts": {"articles": len(index.articles), "passages": len(index.chunks), "sentences": int(len(index.sentence_vectors))},
         "articles": [
@@ -275,18 +399,6 @@ def save_index(index: StoredIndex, folder: Path) -> dict:
         "files": files,
         "versions": _versions(),
     }
-    tmp = folder / f".{MANIFEST}.{gen}.tmp"
-    tmp.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    with tmp.open("rb") as fh:
-        os.fsync(fh.fileno())
-    os.replace(tmp, folder / MANIFEST)  # the commit point
-    keep = set(names.values()) | {MANIFEST}
-    for entry in folder.iterdir():
-        if entry.name not in keep and (entry.name.split("-")[0] in {"passages", "dense", "sentences", "tokens", "tokensentences", "lexical"} or entry.name.startswith(f".{MANIFEST}")):
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
-    index.manifest = manifest
-    index.root = base
-    return manifest
 
 
 def read_manifest(folder: Path) -> dict:
@@ -306,6 +418,8 @@ def read_manifest(folder: Path) -> dict:
 _MANIFEST_SHAPE = {"format_version": int, "model": dict, "chunking": dict, "sources": list, "articles": list,
                    "counts": dict, "parts": dict, "files": dict}
 _ARTICLE_KEYS = ("id", "path", "title", "date", "sha256")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
+_SAFE_PATH = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*(?:/[A-Za-z0-9][A-Za-z0-9._-]*)*")
 
 
 def _manifest_problem(manifest: object) -> str | None:
@@ -320,17 +434,38 @@ def _manifest_problem(manifest: object) -> str | None:
     for a in manifest["articles"]:
         if not isinstance(a, dict) or any(k not in a for k in _ARTICLE_KEYS):
             return f"an entry of 'articles' lacks one of {list(_ARTICLE_KEYS)}"
-    missing = [k for k in ("passages", "dense", "sentences", "tokens", "token_sentences", "lexical") if k not in manifest["parts"]]
+    missing = [k for k in _PART_NAMES if k not in manifest["parts"]]
     if missing:
         return f"'parts' lacks {missing}"
+    for key, name in manifest["parts"].items():
+        if not isinstance(name, str) or not _SAFE_NAME.fullmatch(name):
+            return f"'parts'[{key!r}] is not a file name of this folder: {name!r}"
+    for name, meta in manifest["files"].items():
+        if not _SAFE_PATH.fullmatch(name) or ".." in name.split("/"):
+            return f"'files' names {name!r}, which is not a file of this folder"
+        if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), str) or not isinstance(meta.get("bytes"), int):
+            return f"'files'[{name!r}] needs a 'sha256' string and a 'bytes' count"
+    for a in manifest["articles"]:
+        if not all(isinstance(a[k], str) for k in ("id", "path", "title", "sha256")) or not isinstance(a["date"], (str, type(None))):
+            return "an entry of 'articles' has a field of the wrong type"
+    if not all(isinstance(x, str) for x in manifest["sources"]):
+        return "'sources' must be a list of paths"
     return None
 
 
 def load_index(folder: Path, manifest: dict | None = None) -> StoredIndex:
-    """Read an index back, checking every file against the manifest. Embeds nothing."""
+    """Read an index back, checking every file against the manifest. Embeds nothing. Without `manifest` the
+    manifest is read and its files loaded under the folder's reader lock (a concurrent build cannot delete
+    them meanwhile); a caller that passes one holds that lock or the writer lock itself."""
+    if manifest is None:
+        with read_lock(folder):
+            return _load(folder, read_manifest(folder))
+    return _load(folder, manifest)
+
+
+def _load(folder: Path, manifest: dict) -> StoredIndex:
     import faiss
 
-    manifest = manifest or read_manifest(folder)
     base = folder.resolve().parent
     for name, meta in manifest["files"].items():
         f = folder / name
@@ -354,7 +489,7 @@ def load_index(folder: Path, manifest: dict | None = None) -> StoredIndex:
         token_sentence = np.load(folder / parts["token_sentences"], allow_pickle=False)
         lexical = LexicalIndex.load(folder / parts["lexical"])
         articles = {a["id"]: ArticleInfo(a["id"], _abs(a["path"], base), a["title"], a["date"], a["sha256"]) for a in manifest["articles"]}
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexCorruptError(f"The index in {folder}/ cannot be read ({type(exc).__name__}: {exc}); {REBUILD_HINT}.") from None
     if (dense.ntotal != len(chunks) or len(sentence_vectors) != sum(len(c.sentences) for c in chunks)
             or len(token_vectors) != sum(token_counts) or len(token_sentence) != len(token_vectors)):
@@ -366,6 +501,7 @@ def load_index(folder: Path, manifest: dict | None = None) -> StoredIndex:
         token_vectors=token_vectors.astype(np.float16, copy=False), token_counts=np.asarray(token_counts, dtype=np.int64),
         token_sentence=token_sentence,
         lexical=lexical, manifest=manifest, _faiss=dense, root=base,
+        embedded_by=manifest.get("embedded_by") if isinstance(manifest.get("embedded_by"), dict) else {},
     )
     del token_vectors
     # float32 now, while little else is allocated: made on the first query instead, it overlapped the query

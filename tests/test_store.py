@@ -81,8 +81,9 @@ def test_saving_again_gives_an_equal_index_and_removes_old_files(tmp_path, corpu
     first = set(os.listdir(folder))
     manifest = save_index(engine.index, folder)
     second = set(os.listdir(folder))
-    assert second == set(manifest["parts"].values()) | {MANIFEST}
-    assert first != second  # a new generation, the old files gone
+    assert second == set(manifest["parts"].values()) | {MANIFEST, ".write.lock", ".read.lock"}
+    assert first != second  # a new generation (the same content: the name gets a suffix), the old files gone
+    assert all(name.split("-")[1] == manifest["generation"].split("-")[0] for name in manifest["parts"].values())
     again = load_index(folder)
     assert again.chunks == engine.index.chunks
     assert np.array_equal(again.passage_vectors, engine.index.passage_vectors)
@@ -110,7 +111,7 @@ def test_manifest_contents(tmp_path, corpus):
     for pkg in ("python", "numpy", "faiss-cpu", "bm25s"):
         assert m["versions"][pkg]
     # every file of the index is listed with its size and sha256, and every listed file is there
-    on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {MANIFEST}
+    on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {MANIFEST, ".read.lock", ".write.lock"}
     assert set(m["files"]) == on_disk
     for name, meta in m["files"].items():
         data = (folder / name).read_bytes()
@@ -293,11 +294,18 @@ def test_damaged_index_file_is_named(tmp_path, corpus, prefix, damage):
         target.unlink()
     fake = FakeEmbedder()
     with pytest.raises(IndexCorruptError) as err:
-        open_engine(tmp_path, [corpus], embedder=fake)
+        open_engine(tmp_path, [corpus], embedder=fake, rebuild="never")
     msg = str(err.value)
     assert target.name in msg
     assert "qa build" in msg
     assert ("missing" if damage == "delete" else "truncated or corrupt") in msg
+    # what the message says works: a build (rebuild allowed) repairs it, saying why, and re-embeds everything
+    said: list[str] = []
+    engine, _ = open_engine(tmp_path, [corpus], embedder=fake, log=said.append)
+    assert any(target.name in m and "Rebuilding it from the articles" in m for m in said), said
+    assert fake.encoded_count == 12 and len(engine.index.chunks) == 12
+    assert not target.exists() or damage == "delete" or target.name not in read_manifest(tmp_path / "index")["files"]
+    assert len(open_engine(tmp_path, [corpus], rebuild="never")[0].index.chunks) == 12
 
 
 def test_every_listed_file_is_checked(tmp_path, corpus):
@@ -310,7 +318,7 @@ def test_every_listed_file_is_checked(tmp_path, corpus):
     for name in names:
         (folder / name).write_bytes(pristine[name][:-1])
         with pytest.raises(IndexCorruptError) as err:
-            open_engine(tmp_path, [corpus])
+            open_engine(tmp_path, [corpus], rebuild="never")
         assert Path(name).name in str(err.value) and "qa build" in str(err.value), name
         (folder / name).write_bytes(pristine[name])
     assert len(open_engine(tmp_path, [corpus])[0].index.chunks) == 12  # restored: loads again
@@ -326,9 +334,12 @@ def test_corrupt_manifest_is_named(tmp_path, corpus, content):
     open_engine(tmp_path, [corpus])
     (tmp_path / "index" / MANIFEST).write_text(content, encoding="utf-8")
     with pytest.raises(IndexCorruptError) as err:
-        open_engine(tmp_path, [corpus])
+        open_engine(tmp_path, [corpus], rebuild="never")
     assert MANIFEST in str(err.value)
     assert "qa build" in str(err.value)
+    # and `qa build` (rebuild allowed) repairs it
+    engine, fake = open_engine(tmp_path, [corpus])
+    assert fake.encoded_count == 12 and read_manifest(tmp_path / "index")["counts"]["passages"] == 12
 
 
 @pytest.mark.parametrize("drop", ["articles", "sources", "counts"])
