@@ -41,7 +41,7 @@ from fastapi.responses import JSONResponse, Response  # noqa: E402
 
 from qa import ConfigError, Engine, QAError, QuestionError, resolve_settings
 from qa.render import render_answer, render_article, render_article_header, render_error, render_question
-from qa.workers import INTERNAL_ERROR, AskPool, answer_json, log_internal_error, worker_count
+from qa.workers import INTERNAL_ERROR, AskPool, answer_json, ask_timeout, log_internal_error, worker_count
 
 EXAMPLES = [
     "Were any victims identified?",
@@ -117,6 +117,7 @@ def open_engine() -> Engine:
 try:
     AUTH = parse_auth(os.environ.get("QA_AUTH"))  # before the model loads: a bad value fails fast
     WORKERS = worker_count(os.environ.get("QA_WORKERS"))
+    ASK_TIMEOUT = ask_timeout(os.environ.get("QA_ASK_TIMEOUT"))
     ENGINE = open_engine()
 except QAError as exc:
     if __name__ != "__main__":
@@ -312,7 +313,7 @@ if __name__ == "__main__":
         sys.exit(f"article-qa: {exc}")
     if WORKERS:  # forked here, before uvicorn starts any thread: they share the loaded engine
         try:
-            POOL = AskPool(ENGINE, WORKERS)
+            POOL = AskPool(ENGINE, WORKERS, timeout=ASK_TIMEOUT)
         except ConfigError as exc:
             print(f"article-qa: no ask workers, /api/ask is answered in this process: {exc}", file=sys.stderr, flush=True)
     print(f"article-qa: serving on http://{HOST}:{PORT}"

@@ -1,5 +1,6 @@
-"""Ask workers (qa.workers): forked processes answering as the server's own process would, and the server
-carrying on in its own process when they die. The real model (the repository's ONNX export) and index."""
+"""Ask workers (qa.workers): forked processes answering as the server's own process would; frozen or dead
+ones killed, replaced and their questions answered in the server's own process; a crash loop stopped. The
+real model (the repository's ONNX export) and index, real processes."""
 
 from __future__ import annotations
 
@@ -7,6 +8,9 @@ import asyncio
 import json
 import os
 import signal
+import subprocess
+import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -15,7 +19,7 @@ import pytest
 from helpers import seed_engine  # noqa: F401 - fixture
 
 from qa import ConfigError
-from qa.workers import AskPool, answer_json, usable_cpus, worker_count
+from qa.workers import AskPool, answer_json, ask_timeout, usable_cpus, worker_count
 
 ROOT = Path(__file__).resolve().parent.parent
 QUESTIONS = ["Were any victims identified?", "Who is the chief administrator of COPA?",
@@ -40,15 +44,55 @@ def onnx_engine():
         os.environ.update(saved)
 
 
+def make_pool(engine, count=2, **options) -> AskPool:
+    """A pool with short deadlines (1 s for a question, a ping every 0.3 s answered within 1 s), its log
+    lines in `.logged`."""
+    logged: list[str] = []
+    zombies = zombies_of_this_process()
+    p = AskPool(engine, count, log=logged.append, **{"timeout": 1, "ping_interval": 0.3, "ping_timeout": 1, **options})
+    p.logged, p.zombies_before = logged, zombies
+    return p
+
+
 @pytest.fixture
 def pool(onnx_engine):
-    logged: list[str] = []
-    p = AskPool(onnx_engine, 2, log=logged.append)
-    p.logged = logged
+    p = make_pool(onnx_engine)
     try:
         yield p
     finally:
         p.close()
+        assert_gone(p)
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    return False
+
+
+def zombies_of_this_process() -> list[int]:
+    return [pid for pid in (int(p) for task in Path("/proc/self/task").iterdir()
+                            for p in (task / "children").read_text().split())
+            if (Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]) == "Z"]
+
+
+def assert_gone(p: AskPool, *more: int) -> None:
+    """The pool's spawner and every worker it had have exited and been reaped (no zombie left here)."""
+    pids = {p.spawner_pid, *more, *(w.pid for w in p._workers if w is not None)}
+    deadline = time.monotonic() + 3  # workers of a spawner that was killed are reaped by init
+    while not all(gone(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [pid for pid in pids if not gone(pid)] == []  # gone: not even a zombie
+    assert set(zombies_of_this_process()) <= set(p.zombies_before)
+
+
+async def until(condition, seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, f"not within {seconds} s: {what}"
+        await asyncio.sleep(0.02)
 
 
 def run(coroutine_function):
@@ -83,7 +127,8 @@ def test_concurrent_questions_get_their_own_answers_in_order(pool, onnx_engine):
     assert run(ask_all) == in_process(onnx_engine, questions, k=2)
 
 
-def test_a_dead_worker_hands_its_questions_back_and_the_other_carries_on(pool, onnx_engine):
+def test_a_dead_worker_hands_its_questions_back_and_the_other_carries_on(onnx_engine):
+    pool = make_pool(onnx_engine, max_replacements=0, timeout=30)  # no replacements, no deadline in the way
     first, second = pool.pids
     expected = in_process(onnx_engine, QUESTIONS[:3])
 
@@ -99,23 +144,242 @@ def test_a_dead_worker_hands_its_questions_back_and_the_other_carries_on(pool, o
         after = [await pool.ask(q, 3) for q in QUESTIONS[:3]]  # all on the remaining worker
         os.kill(second, signal.SIGKILL)
         last = await pool.ask(QUESTIONS[0], 3)
+        await until(lambda: any(f"(pid {second}) stopped" in m for m in pool.logged), 3, "the death logged")
         return after, last
 
-    after, last = run(scenario)
+    try:
+        after, last = run(scenario)
+    finally:
+        pool.close()
     assert after == expected
-    assert last is None and pool.alive == 0
-    assert any(f"ask worker 1 (pid {first}) stopped" in m for m in pool.logged)
-    assert any("0 left, questions are answered in the server process" in m for m in pool.logged)
+    assert last is None and pool.alive == 0 and pool.pids == []
+    assert f"ask worker 1 (pid {first}) stopped (killed by signal SIGKILL); 1 question(s) handed back to the " \
+           "server process; 1 left" in pool.logged
+    assert any("ask worker 1 not replaced: 0 workers replaced in the last 60 s, the most allowed" in m
+               for m in pool.logged)
+    assert any(f"ask worker 2 (pid {second}) stopped" in m and "0 left, questions are answered in the server "
+               "process" in m for m in pool.logged)
+    assert_gone(pool)
 
 
-def test_closing_the_pool_ends_the_workers(onnx_engine):
-    p = AskPool(onnx_engine, 2, log=lambda _m: None)
-    procs = [w.proc for w in p._workers]
-    assert all(proc.is_alive() for proc in procs)
+def answer_like_the_app(pool: AskPool, engine, question, k=3):
+    """What POST /api/ask does: the pool's answer, else one from this process (here: a thread of its own)."""
+    async def ask():
+        result = await pool.ask(question, k)
+        return result if result is not None else await asyncio.to_thread(answer_json, engine, question, k)
+    return ask()
+
+
+def test_a_frozen_worker_misses_its_deadline_is_killed_and_replaced(pool, onnx_engine):
+    questions = QUESTIONS[:5] * 2  # 10 at once: two wait in the frozen worker, the rest go to the other
+    expected = in_process(onnx_engine, questions)
+
+    async def scenario():
+        assert await pool.ask(QUESTIONS[0], 3) == expected[0]  # streams open; worker 1 takes light load
+        first, second = pool.pids
+        os.kill(first, signal.SIGSTOP)
+        t = time.monotonic()
+        got = await asyncio.gather(*(answer_like_the_app(pool, onnx_engine, q) for q in questions))
+        took = time.monotonic() - t
+        await until(lambda: len(pool.pids) == 2, 5, "a replacement")
+        assert pool.pids[1] == second and pool.pids[0] != first
+        replacement = pool._workers[0]
+        after = [await pool.ask(q, 3) for q in QUESTIONS[:3]]  # light load: the first worker, the new one
+        return first, got, took, replacement, after
+
+    first, got, took, replacement, after = run(scenario)
+    assert got == expected
+    assert 1 <= took < 1 + 5  # the deadline, and a margin for a busy machine
+    assert (f"ask worker 1 (pid {first}) missed its 1 s deadline on a question (frozen or stuck): killed it; "
+            "2 question(s) handed back to the server process; 1 left") in pool.logged
+    assert f"ask worker 1 replaced: new pid {replacement.pid}; 2 worker(s)" in pool.logged
+    assert after == expected[:3] and replacement.answered == 3 and replacement.alive
+    assert gone(first)  # killed, and reaped by the spawner
+
+
+def test_a_killed_worker_is_replaced(pool, onnx_engine):
+    expected = in_process(onnx_engine, QUESTIONS[:2])
+
+    async def scenario():
+        assert await pool.ask(QUESTIONS[0], 3) == expected[0]
+        first, second = pool.pids
+        os.kill(second, signal.SIGKILL)
+        await until(lambda: len(pool.pids) == 2 and second not in pool.pids, 5, "a replacement")
+        new = pool._workers[1]
+        await asyncio.gather(*(pool.ask(q, 3) for q in QUESTIONS[:2] * 3))  # enough for both workers
+        return first, second, new
+
+    first, second, new = run(scenario)
+    assert pool.pids == [first, new.pid] and new.answered > 0
+    assert (f"ask worker 2 (pid {second}) stopped (killed by signal SIGKILL); 0 question(s) handed back to the "
+            "server process; 1 left") in pool.logged
+    assert f"ask worker 2 replaced: new pid {new.pid}; 2 worker(s)" in pool.logged
+
+
+def test_an_idle_frozen_worker_fails_its_health_check_and_is_replaced(pool, onnx_engine):
+    async def scenario():
+        await pool.ask(QUESTIONS[0], 3)  # the pool's event loop runs its watchdog from the first question
+        await until(lambda: all(w.pongs for w in pool._workers), 3, "a ping answered by each worker")
+        first, second = pool.pids
+        os.kill(second, signal.SIGSTOP)  # no question pending: only the health check can tell
+        await until(lambda: len(pool.pids) == 2 and second not in pool.pids, 5, "a replacement")
+        return second
+
+    second = run(scenario)
+    assert (f"ask worker 2 (pid {second}) did not answer a health-check ping within 1 s (frozen or stuck): killed "
+            "it; 0 question(s) handed back to the server process; 1 left") in pool.logged
+    assert any(m.startswith("ask worker 2 replaced: new pid") for m in pool.logged)
+
+
+def test_a_crash_loop_stops_the_replacements_and_questions_are_still_answered(onnx_engine):
+    pool = make_pool(onnx_engine, max_replacements=2)
+    expected = in_process(onnx_engine, QUESTIONS[:1])[0]
+
+    async def scenario():
+        killed = []
+        for _ in range(3):  # two replacements, then the guard
+            await pool.ask(QUESTIONS[0], 3)
+            victim = pool.pids[0]
+            killed.append(victim)
+            os.kill(victim, signal.SIGKILL)
+            await until(lambda: victim not in pool.pids and any(f"(pid {victim}) stopped" in m for m in pool.logged),
+                        3, "the death noticed")
+            await asyncio.sleep(0.3)  # a replacement, if one is coming
+        one_left = pool.alive
+        answers = [await answer_like_the_app(pool, onnx_engine, QUESTIONS[0]) for _ in range(3)]
+        os.kill(pool.pids[0], signal.SIGKILL)
+        await until(lambda: pool.alive == 0, 3, "the last worker gone")
+        await asyncio.sleep(0.3)
+        last = await pool.ask(QUESTIONS[0], 3)
+        answers.append(await answer_like_the_app(pool, onnx_engine, QUESTIONS[0]))
+        return killed, one_left, answers, last
+
+    try:
+        killed, one_left, answers, last = run(scenario)
+    finally:
+        pool.close()
+    assert one_left == 1 and last is None and pool.alive == 0
+    assert answers == [expected] * 4
+    assert sum("replaced: new pid" in m for m in pool.logged) == 2
+    assert ("ask worker 1 not replaced: 2 workers replaced in the last 60 s, the most allowed (a crash loop?); ask "
+            "workers that stop are no longer replaced, 1 left") in pool.logged
+    assert_gone(pool, *killed)
+
+
+def test_a_dead_spawner_is_logged_and_the_workers_carry_on(pool, onnx_engine):
+    expected = in_process(onnx_engine, QUESTIONS[:2])
+
+    async def scenario():
+        await pool.ask(QUESTIONS[0], 3)
+        os.kill(pool.spawner_pid, signal.SIGKILL)
+        await until(lambda: any("spawner" in m for m in pool.logged), 3, "the spawner's death noticed")
+        victim = pool.pids[0]
+        os.kill(victim, signal.SIGKILL)  # not replaced now
+        await until(lambda: pool.alive == 1, 3, "the death noticed")
+        await asyncio.sleep(0.3)
+        return victim, [await pool.ask(q, 3) for q in QUESTIONS[:2]]
+
+    victim, got = run(scenario)
+    assert got == expected and pool.alive == 1
+    assert (f"ask worker spawner (pid {pool.spawner_pid}) stopped (killed by signal SIGKILL); ask workers that stop "
+            "are no longer replaced, 2 left") in pool.logged
+    assert any(f"ask worker 1 (pid {victim}) stopped (exit status unknown)" in m for m in pool.logged)
+    assert not any("replaced: new pid" in m for m in pool.logged)
+
+
+def test_a_frozen_spawner_is_killed_when_it_does_not_start_a_worker_in_time(onnx_engine):
+    pool = make_pool(onnx_engine, spawn_timeout=1)
+
+    async def scenario():
+        await pool.ask(QUESTIONS[0], 3)
+        os.kill(pool.spawner_pid, signal.SIGSTOP)
+        victim = pool.pids[0]
+        os.kill(victim, signal.SIGKILL)
+        await until(lambda: any("spawner" in m for m in pool.logged), 5, "the frozen spawner noticed")
+        return victim, await pool.ask(QUESTIONS[0], 3), pool.alive
+
+    try:
+        victim, got, alive = run(scenario)
+    finally:
+        pool.close()
+    assert got == in_process(onnx_engine, QUESTIONS[:1])[0] and alive == 1
+    assert any(f"ask worker 1 (pid {victim}) stopped (exit status unknown)" in m for m in pool.logged)
+    assert (f"ask worker spawner (pid {pool.spawner_pid}) did not start an ask worker within 1 s (frozen or stuck): "
+            "killed it; ask workers that stop are no longer replaced, 1 left") in pool.logged
+    assert pool.spawner_exitcode == -signal.SIGKILL
+    assert_gone(pool, victim)
+
+
+def test_closing_the_pool_ends_the_workers_and_the_spawner(onnx_engine):
+    p = make_pool(onnx_engine)
+    pids = p.pids
+    assert len(pids) == 2 and not gone(p.spawner_pid) and not any(gone(pid) for pid in pids)
+    run(lambda: p.ask(QUESTIONS[0], 3))
     t = time.monotonic()
     p.close()
-    assert not any(proc.is_alive() for proc in procs) and time.monotonic() - t < 5
-    assert [proc.exitcode for proc in procs] == [0, 0]  # they saw end of file and returned, not killed
+    assert time.monotonic() - t < 3
+    assert p.spawner_exitcode == 0  # the workers saw end of file and exited: the spawner killed none
+    assert_gone(p)
+
+
+def test_closing_a_pool_with_a_frozen_worker_kills_it(onnx_engine):
+    p = make_pool(onnx_engine)
+    frozen = p.pids[0]
+    os.kill(frozen, signal.SIGSTOP)  # no event loop ran: nothing noticed
+    t = time.monotonic()
+    p.close()
+    assert time.monotonic() - t < p.CLOSE_GRACE + 2
+    assert p.spawner_exitcode == 1  # it killed the one that did not exit
+    assert_gone(p)
+
+
+def exited(pid: int) -> bool:
+    """Gone, or a zombie waiting for its parent (this test's processes' orphans are init's to reap)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_the_spawner_and_the_workers_exit_when_the_server_dies():
+    script = f"""if True:
+        import os, signal
+        from qa import Engine, resolve_settings
+        from qa.workers import AskPool
+        engine = Engine.open(resolve_settings(index_dir={str(ROOT / "index")!r}, rebuild="never", backend="onnx"),
+                             log=lambda _m: None)
+        pool = AskPool(engine, 2)
+        print(pool.spawner_pid, *pool.pids, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)  # no close(), no exit handlers: only end of file tells them
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("QA_")}
+    proc = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env={**env, "QA_THREADS": "1"},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr
+    pids = [int(pid) for pid in proc.stdout.split()]
+    assert len(pids) == 3
+    deadline = time.monotonic() + 5
+    while not all(exited(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert [pid for pid in pids if not exited(pid)] == []
+    assert "Traceback" not in proc.stderr
+
+
+def test_a_timeout_comes_from_qa_ask_timeout(onnx_engine, monkeypatch):
+    monkeypatch.setenv("QA_ASK_TIMEOUT", "2.5")
+    p = AskPool(onnx_engine, 1, log=lambda _m: None)
+    p.zombies_before = zombies_of_this_process()
+    try:
+        assert p.timeout == 2.5
+    finally:
+        p.close()
+    assert_gone(p)
+    monkeypatch.setenv("QA_ASK_TIMEOUT", "soon")
+    children = Path(f"/proc/self/task/{threading.get_native_id()}/children")
+    before = children.read_text()
+    with pytest.raises(ConfigError, match="QA_ASK_TIMEOUT='soon' is not a number of seconds"):
+        AskPool(onnx_engine, 1)
+    assert children.read_text() == before  # refused before forking anything
 
 
 def test_no_workers_for_an_engine_that_cannot_be_forked(seed_engine):
@@ -135,6 +399,20 @@ def test_worker_count(monkeypatch, value, cpus, expected):
 def test_worker_count_refuses_what_is_not_a_count(value):
     with pytest.raises(ConfigError, match=f"QA_WORKERS={value!r} is not a number of worker processes; set 0-16"):
         worker_count(value)
+
+
+@pytest.mark.parametrize(("value", "expected"), [(None, 15), ("", 15), (" 2.5 ", 2.5), ("1", 1), ("0.1", 0.1),
+                                               ("3600", 3600)])
+def test_ask_timeout(value, expected):
+    assert ask_timeout(value) == expected
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-1", "0.05", "3601", "nan", "inf", "15s"])
+def test_ask_timeout_refuses_what_is_not_a_number_of_seconds(value):
+    with pytest.raises(ConfigError, match=rf"QA_ASK_TIMEOUT={value!r} is not a number of seconds; set how long an "
+                                          r"ask worker may take over one question, 0.1-3600 \(e.g. 15 or 2.5\), "
+                                          r"or unset it for 15\."):
+        ask_timeout(value)
 
 
 @pytest.mark.parametrize(("cpu_max", "expected"), [("max 100000\n", None), ("100000 100000\n", 1),
