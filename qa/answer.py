@@ -82,7 +82,8 @@ def compose_answer(question: str, hits: Sequence[Hit], index: StoredIndex, *, k:
             i = answer_sentence
         else:
             i = max(range(len(chunk.sentences)), key=lambda j: h.sentence_scores[j])
-        citation = Citation(info.id, info.title, info.date, chunk.paragraph, chunk.start, chunk.end, display_path(info.path, index.root))
+        citation = Citation(info.id, info.title, info.date, chunk.paragraph, chunk.start, chunk.end,
+                            display_path(info.path, index.root), info.url, info.source)
         passages.append(Passage(rank, h.score, max(h.dense, h.sentence), chunk.text, chunk.sentences[i],
                                 h.sentence_scores[i], citation, abstained))
     if abstained:

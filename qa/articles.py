@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import os
 import re
 import unicodedata
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from .errors import ArticleError
+from .config import MAX_ARTICLE_BYTES
+from .errors import ArticleError, ArticleTooLargeError
 from .sentences import split_sentences
 from .types import Article, Paragraph, SkippedLine
 
@@ -174,8 +176,16 @@ def decode_article(data: bytes, path: str) -> str:
     return text
 
 
-def read_article(path: Path, article_id: str | None = None) -> Article:
+def _megabytes(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.0f} KB"
+
+
+def read_article(path: Path, article_id: str | None = None, max_bytes: int = MAX_ARTICLE_BYTES) -> Article:
     try:
+        size = path.stat().st_size
+        if size > max_bytes:
+            raise ArticleTooLargeError(f"{path}: the file is {_megabytes(size)}; the limit is {_megabytes(max_bytes)} per "
+                                       "article (QA_MAX_ARTICLE_BYTES). Is it really one news story?")
         data = path.read_bytes()
     except OSError as exc:
         raise ArticleError(f"{path}: cannot read the file ({exc.strerror or exc}).") from None
@@ -198,6 +208,11 @@ def find_article_files(paths: Sequence[str | Path]) -> list[Path]:
                 if f.is_file() and f.suffix.lower() in ARTICLE_SUFFIXES
                 and not any(part.startswith(".") for part in f.relative_to(p).parts)
             )
+            root = p.resolve()
+            for f in found:  # a link out of the folder would index (and quote) any file on the machine
+                if not f.resolve().is_relative_to(root):
+                    raise ArticleError(f"{f}: a symbolic link to {f.resolve()}, outside the articles folder {p}; "
+                                       "remove it, or copy the article into the folder.")
             if not found:
                 raise ArticleError(f"{p}: the folder has no articles (no .txt or .md files); add some or pass files.")
             files.extend(found)
@@ -224,7 +239,46 @@ def article_ids(files: Sequence[Path]) -> list[str]:
     return ids
 
 
-def read_corpus(paths: Sequence[str | Path]) -> list[Article]:
+def read_corpus(paths: Sequence[str | Path], max_bytes: int = MAX_ARTICLE_BYTES) -> list[Article]:
     """Read every article under `paths`. Errors name the file and the problem."""
     files = find_article_files(paths)
-    return [read_article(f, i) for f, i in zip(files, article_ids(files))]
+    return [read_article(f, i, max_bytes) for f, i in zip(files, article_ids(files))]
+
+
+class ArticleFiles:
+    """Article files as they were indexed: whether one still holds the indexed text, and that text. A file is
+    hashed again only when its size or modification time changes, so checking every answer's citations costs
+    one stat per article."""
+
+    def __init__(self, capacity: int = 1024) -> None:
+        self.capacity = capacity
+        self._seen: dict[str, tuple[tuple[int, int], str, str | None]] = {}  # path -> (size, mtime), sha256, text
+
+    def _read(self, path: str, sha256: str, *, want_text: bool) -> tuple[bool, str | None]:
+        try:
+            st = os.stat(path)
+        except OSError:
+            return False, None
+        key = (st.st_size, st.st_mtime_ns)
+        seen = self._seen.get(path)
+        if seen is not None and seen[0] == key and (seen[2] is not None or not want_text):
+            return seen[1] == sha256, seen[2] if seen[1] == sha256 else None
+        try:
+            with open(path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return False, None
+        digest = hashlib.sha256(data).hexdigest()
+        text = data.decode("utf-8", "replace") if want_text and digest == sha256 else None
+        if len(self._seen) >= self.capacity:
+            self._seen.clear()
+        self._seen[path] = (key, digest, text)
+        return digest == sha256, text
+
+    def unchanged(self, path: str, sha256: str) -> bool:
+        """True when the file is there and holds exactly the bytes that were indexed."""
+        return self._read(path, sha256, want_text=False)[0]
+
+    def text(self, path: str, sha256: str) -> str | None:
+        """The file's text with offsets intact, or None when it is gone or no longer the indexed text."""
+        return self._read(path, sha256, want_text=True)[1]

@@ -60,10 +60,29 @@ def format_answer(result: dict) -> str:
     return "\n".join(lines)
 
 
+def _stdin_lines():
+    """Standard input one line at a time, as (text, None) or (None, error) for a line that is not UTF-8: one bad
+    line is reported and the next ones are still read (text mode stopped at the first bad byte)."""
+    stream = getattr(sys.stdin, "buffer", None)
+    if stream is None:  # already text (a caller replaced sys.stdin)
+        for line in sys.stdin:
+            yield line.rstrip("\r\n"), None
+        return
+    for n, raw in enumerate(stream, start=1):
+        line = raw.rstrip(b"\r\n")
+        try:
+            yield line.decode("utf-8"), None
+        except UnicodeDecodeError as exc:
+            yield line.decode("utf-8", "replace"), (f"Line {n} is not valid UTF-8 (byte 0x{line[exc.start]:02x} at "
+                                                     f"offset {exc.start}); send UTF-8 text.")
+
+
 def cmd_ask(args: argparse.Namespace) -> int:
-    from .engine import Engine, check_question
+    from .engine import Engine
+    from .validation import check_k, check_question
 
     settings = _settings(args)
+    check_k(args.k, 50)  # a usage error before anything is loaded, not one error per line
     if args.question != "-":
         check_question(args.question, settings.max_question_chars)  # fail before loading anything
     engine = Engine.open(settings, progress=_progress())
@@ -72,13 +91,14 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(json.dumps(result, ensure_ascii=False, indent=2) if args.json else format_answer(result))
         return 0
     failed = 0
-    for line in sys.stdin:
-        question = line.rstrip("\n")
+    for question, problem in _stdin_lines():
         try:
+            if problem is not None:
+                raise QuestionError(problem)
             out = engine.ask(question, args.k).to_json()
         except QuestionError as exc:
             failed += 1
-            out = {"question": question, "error": str(exc)}
+            out = {"question": question.encode("utf-8", "replace").decode("utf-8"), "error": str(exc)}
         print(json.dumps(out, ensure_ascii=False), flush=True)
     return 1 if failed else 0
 
@@ -217,6 +237,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `qa ask ... | head`: the reader left; say nothing more
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's final flush does not fail again
+        return 141
 
 
 if __name__ == "__main__":

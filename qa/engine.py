@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from .answer import compose_answer
-from .articles import read_corpus
+from .articles import ArticleFiles, read_corpus
 from .config import Settings, resolve_settings
 from .embedding import Embedder, content_mask, make_embedder
-from .errors import IndexCorruptError, IndexMissingError, QAError, QuestionError, StaleIndexError
+from .errors import ArticleNotFoundError, IndexCorruptError, IndexMissingError, QAError, StaleIndexError
 from .locks import read_lock, write_lock
+from .grounding import unrecognised_words
 from .retrieval import FusionMethod, Query, Retriever
 from .store import (
     FORMAT_VERSION,
@@ -35,6 +37,7 @@ from .store import (
     save_index,
 )
 from .types import Answer, Article
+from .validation import Turn, check_k, check_question
 
 Log = Callable[[str], None]
 
@@ -82,18 +85,6 @@ def _passage_embedder(model: str, precision: str) -> Embedder:
     from .embedding import SentenceTransformerEmbedder
 
     return SentenceTransformerEmbedder(model, precision=precision)
-
-
-def check_question(question: object, max_chars: int) -> str:
-    """The question, stripped; a QuestionError says what is wrong with it otherwise."""
-    if not isinstance(question, str):
-        raise QuestionError(f"The question must be text, not {type(question).__name__}.")
-    text = question.strip()
-    if not text:
-        raise QuestionError("The question is empty; type a question about the article, e.g. \"Were any victims identified?\".")
-    if len(text) > max_chars:
-        raise QuestionError(f"The question is {len(text):,} characters long; the limit is {max_chars:,} (QA_MAX_QUESTION_CHARS). Shorten it.")
-    return text
 
 
 def describe_changes(manifest: dict, articles: Sequence[Article], model: str, chunking: dict) -> list[str]:
@@ -163,6 +154,7 @@ class Engine:
         self.index = index
         self.embedder = embedder
         self.settings = settings
+        self.files = ArticleFiles()
         self.retriever = Retriever(index, dense_weight=settings.dense_weight, maxsim_weight=settings.maxsim_weight,
                                    candidates=settings.candidates, rerank=settings.rerank, method=method)
 
@@ -193,7 +185,12 @@ class Engine:
         """
         settings = settings or resolve_settings()
         folder = settings.index_path
-        manifest = _peek_manifest(folder)
+        try:
+            manifest = read_manifest(folder)
+        except (IndexMissingError, IndexCorruptError):
+            if settings.rebuild == "never":
+                raise  # before reading articles or loading a model
+            manifest = None
         if articles is None:
             if settings.articles is not None:
                 sources = list(settings.articles)
@@ -202,7 +199,7 @@ class Engine:
             else:
                 sources = ["articles"]
             sources = [str(Path(s).resolve()) for s in sources]
-            articles = read_corpus(sources)
+            articles = read_corpus(sources, settings.max_article_bytes)
         sources = list(sources or [])
         if settings.rebuild == "never" and manifest is not None and manifest["model"]["name"] != settings.model:
             # before loading a model that may not even exist here (a hub name tries the network first)
@@ -281,13 +278,48 @@ class Engine:
         tokens = tokens / np.maximum(np.linalg.norm(tokens, axis=1, keepdims=True), 1e-12)
         return Query(corrected, enc.vectors[0], tokens.astype(np.float32))
 
-    def ask(self, question: object, k: int | None = None) -> Answer:
-        """Answer one question. Raises QuestionError for an empty, too long or non-text question."""
+    def ask(self, question: object, k: int | None = None, *, history: Sequence[Turn] = (),
+            articles: Sequence[str] | None = None) -> Answer:
+        """Answer one question, from the articles `articles` (ids) or all of them. Raises QuestionError for an
+        empty, too long or non-text question, ArticleNotFoundError for an unknown article id."""
         text = check_question(question, self.settings.max_question_chars)
-        if k is None:
-            k = self.settings.top_k
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50:
-            raise QuestionError(f"The number of passages must be a whole number from 1 to 50, not {k!r}.")
+        k = check_k(k, 50) or self.settings.top_k
+        rows = self.rows_of(articles)
+        content, unknown = unrecognised_words(text, self.index.lexical.vocabulary, self.embedder.is_known_word)
+        if content and len(unknown) == len(content):
+            shown = ", ".join(repr(w) for w in unknown[:3])
+            return Answer(text, True, None, None, (), f"The question has no word I recognise ({shown}); ask it in plain words.",
+                          details="none of its words is in the articles or in the model's vocabulary")
         query = self.query(text)
-        hits = self.retriever.search(query, k)
-        return compose_answer(text, hits, self.index, k=k, abstain_below=self.settings.abstain_below, corrected=query.text)
+        hits = self.retriever.search(query, k, rows=rows)
+        answer = compose_answer(text, hits, self.index, k=k, abstain_below=self.settings.abstain_below, corrected=query.text)
+        return self._flag_stale(answer)
+
+    def _flag_stale(self, answer: Answer) -> Answer:
+        """Mark citations whose article file changed since it was indexed (their offsets may not match it any
+        more) and say so in the answer's warnings."""
+        stale = {}
+        for p in answer.passages:
+            info = self.index.articles.get(p.citation.article)
+            if info is not None and info.id not in stale:
+                stale[info.id] = not self.files.unchanged(info.path, info.sha256)
+        if not any(stale.values()):
+            return answer
+        passages = tuple(replace(p, citation=replace(p.citation, stale=True)) if stale.get(p.citation.article) else p
+                         for p in answer.passages)
+        warnings = tuple(f"The file of article {a} ({self.index.articles[a].path}) has changed since it was indexed: "
+                         "the quoted text and offsets are those of the indexed version. Run `qa build` to index it again."
+                         for a, changed in stale.items() if changed)
+        return replace(answer, passages=passages, warnings=answer.warnings + warnings)
+
+    def rows_of(self, articles: Sequence[str] | None) -> np.ndarray | None:
+        """Passage rows of the given articles (None: every row)."""
+        if articles is None:
+            return None
+        known = self.index.articles
+        unknown = [a for a in articles if a not in known]
+        if unknown:
+            raise ArticleNotFoundError(
+                f"No article {unknown[0]!r} in the index ({len(known)} article(s)); `qa list` or GET /api/articles "
+                "lists their ids.")
+        return self.index.rows_of(articles)

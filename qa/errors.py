@@ -11,6 +11,22 @@ class ArticleError(QAError):
     """An article file or folder cannot be read as an article."""
 
 
+class ArticleNotFoundError(QAError):
+    """An article id that is not in the index."""
+
+
+class DuplicateArticleError(ArticleError):
+    """The article is already in the index (under `article_id`)."""
+
+    def __init__(self, message: str, article_id: str) -> None:
+        super().__init__(message)
+        self.article_id = article_id
+
+
+class ArticleTooLargeError(ArticleError):
+    """An article over the size limit, or one article too many."""
+
+
 class ConfigError(QAError):
     """A setting (argument or QA_* variable) has an invalid value."""
 
@@ -41,3 +57,21 @@ class QuestionError(QAError):
 
 class GoldSetError(QAError):
     """A gold question file is malformed."""
+
+
+_HTTP_STATUS: tuple[tuple[type[QAError], int], ...] = (
+    (QuestionError, 400),
+    (DuplicateArticleError, 409),
+    (ArticleTooLargeError, 413),
+    (ArticleError, 400),
+    (ArticleNotFoundError, 404),
+    (IndexBusyError, 503),
+)
+
+
+def http_status(exc: QAError) -> int:
+    """The HTTP status for a library error: 4xx for the caller's input, 503 for a busy index, else 500."""
+    for kind, status in _HTTP_STATUS:
+        if isinstance(exc, kind):
+            return status
+    return 500

@@ -13,7 +13,7 @@ import re
 from collections.abc import Iterable
 from typing import Literal
 
-from .lexical import words
+from .lexical import STOPWORDS, words
 
 AnswerType = Literal["number", "time", "age", "money"]
 
@@ -90,3 +90,12 @@ def unmatched_names(question: str, known: set[str] | dict[str, int]) -> list[str
             if name and name not in missing:
                 missing.append(name)
     return missing
+
+
+def unrecognised_words(question: str, vocabulary: set[str] | dict[str, int], is_known_word) -> tuple[list[str], list[str]]:
+    """(the question's content words, those of them that are no word at all): neither in the articles, nor a
+    whole word of the model's vocabulary. A question made only of the second kind ("asdfghjkl qwertyuiop") has
+    nothing to look for; typo correction would otherwise map it onto some article word."""
+    content = [w for w in words(question) if w.isalpha() and len(w) >= 3 and w not in STOPWORDS]
+    unknown = [w for w in content if not _known(w, vocabulary) and not is_known_word(w)]
+    return content, unknown

@@ -86,6 +86,19 @@ class StoredIndex:
         self.token_vectors = matrix
         return matrix
 
+    @cached_property
+    def article_rows(self) -> dict[str, np.ndarray]:
+        """Each article's passage rows, in row order."""
+        rows: dict[str, list[int]] = {}
+        for i, c in enumerate(self.chunks):
+            rows.setdefault(c.article_id, []).append(i)
+        return {a: np.array(r, dtype=np.int64) for a, r in rows.items()}
+
+    def rows_of(self, article_ids) -> np.ndarray:
+        """Passage rows of these articles, in row order."""
+        parts = [self.article_rows.get(a, np.zeros(0, np.int64)) for a in dict.fromkeys(article_ids)]
+        return np.sort(np.concatenate(parts)) if parts else np.zeros(0, np.int64)
+
     def vectors_of(self, row: int) -> ChunkVectors:
         s0, s1 = self.sentence_first[row], self.sentence_first[row + 1]
         t0, t1 = self.token_first[row], self.token_first[row + 1]
@@ -180,7 +193,8 @@ def build_index(
     vectors: list[ChunkVectors | None] = []
     infos: dict[str, ArticleInfo] = {}
     for article in articles:
-        infos[article.id] = ArticleInfo(article.id, article.path, article.title, article.date, article.sha256)
+        infos[article.id] = ArticleInfo(article.id, article.path, article.title, article.date, article.sha256,
+                                        article.url, article.source)
         kept = old_rows.get((article.id, article.sha256))
         if kept is not None:
             chunks.extend(previous.chunks[r] for r in kept)
@@ -446,7 +460,8 @@ def _manifest_problem(manifest: object) -> str | None:
         if not isinstance(meta, dict) or not isinstance(meta.get("sha256"), str) or not isinstance(meta.get("bytes"), int):
             return f"'files'[{name!r}] needs a 'sha256' string and a 'bytes' count"
     for a in manifest["articles"]:
-        if not all(isinstance(a[k], str) for k in ("id", "path", "title", "sha256")) or not isinstance(a["date"], (str, type(None))):
+        if not all(isinstance(a[k], str) for k in ("id", "path", "title", "sha256")) \
+                or not all(isinstance(a.get(k), (str, type(None))) for k in ("date", "url", "source")):
             return "an entry of 'articles' has a field of the wrong type"
     if not all(isinstance(x, str) for x in manifest["sources"]):
         return "'sources' must be a list of paths"
@@ -488,7 +503,8 @@ def _load(folder: Path, manifest: dict) -> StoredIndex:
         token_vectors = np.load(folder / parts["tokens"], allow_pickle=False)
         token_sentence = np.load(folder / parts["token_sentences"], allow_pickle=False)
         lexical = LexicalIndex.load(folder / parts["lexical"])
-        articles = {a["id"]: ArticleInfo(a["id"], _abs(a["path"], base), a["title"], a["date"], a["sha256"]) for a in manifest["articles"]}
+        articles = {a["id"]: ArticleInfo(a["id"], _abs(a["path"], base), a["title"], a["date"], a["sha256"],
+                                         a.get("url"), a.get("source")) for a in manifest["articles"]}
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexCorruptError(f"The index in {folder}/ cannot be read ({type(exc).__name__}: {exc}); {REBUILD_HINT}.") from None
     if (dense.ntotal != len(chunks) or len(sentence_vectors) != sum(len(c.sentences) for c in chunks)

@@ -41,6 +41,8 @@ class Article:
     date: str | None
     paragraphs: tuple[Paragraph, ...]
     skipped: tuple[SkippedLine, ...] = ()
+    url: str | None = None  # from a `url:` header line, when the file has one
+    source: str | None = None  # from a `source:` header line
 
     def text(self, span: Span | Paragraph | SkippedLine) -> str:
         return self.raw[span.start : span.end]
@@ -67,6 +69,8 @@ class ArticleInfo:
     title: str
     date: str | None
     sha256: str
+    url: str | None = None  # where the story was published, when known (an added page's canonical URL)
+    source: str | None = None  # the publication, when known (an added page's site name)
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,9 @@ class Citation:
     start: int
     end: int
     path: str
+    url: str | None = None
+    source: str | None = None
+    stale: bool = False  # the file changed since it was indexed: these offsets may no longer match it
 
 
 @dataclass(frozen=True)
@@ -99,14 +106,29 @@ class Answer:
     text: str | None  # the answer sentence, verbatim, or None when abstaining
     citation: int | None  # rank of the passage holding it
     passages: tuple[Passage, ...] = field(default_factory=tuple)
-    reason: str | None = None  # why we abstained, in words
+    reason: str | None = None  # why we abstained, in plain words
+    span: Span | None = None  # the short answer inside the answer sentence (file offsets), for factual questions
+    details: str | None = None  # the technical side of an abstention or answer: scores and thresholds
+    interpreted_as: str | None = None  # the self-contained question answered (None: the question itself)
+    warnings: tuple[str, ...] = ()
 
     def to_json(self) -> dict:
+        answer = None
+        if self.text is not None:
+            span = None
+            if self.span is not None:
+                cited = next(p for p in self.passages if p.rank == self.citation)
+                offset = cited.citation.start
+                span = {"start": self.span.start, "end": self.span.end,
+                        "text": cited.text[self.span.start - offset : self.span.end - offset]}
+            answer = {"text": self.text, "citation": self.citation, "span": span}
         return {
             "question": self.question,
+            "interpreted_as": self.interpreted_as or self.question,
             "abstained": self.abstained,
             "reason": self.reason,
-            "answer": None if self.text is None else {"text": self.text, "citation": self.citation},
+            "details": self.details,
+            "answer": answer,
             "passages": [
                 {
                     "rank": p.rank,
@@ -123,8 +145,12 @@ class Answer:
                         "start": p.citation.start,
                         "end": p.citation.end,
                         "path": p.citation.path,
+                        "url": p.citation.url,
+                        "source": p.citation.source,
+                        "stale": p.citation.stale,
                     },
                 }
                 for p in self.passages
             ],
+            "warnings": list(self.warnings),
         }

@@ -54,7 +54,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import NoReturn
 
-from .errors import ConfigError, QAError
+from .errors import ConfigError, QAError, http_status
+from .validation import AskRequest, parse_ask_request
 
 INTERNAL_ERROR = "Something went wrong while answering; the error is in the server log. Try again or rephrase."
 MAX_AUTO_WORKERS = 4
@@ -123,18 +124,28 @@ def log_internal_error(question: object) -> None:
     _stderr(f"internal error for question {str(question)[:200]!r}:\n{traceback.format_exc()}")
 
 
-def answer_json(engine, question: object, k: int) -> tuple[int, bytes]:
-    """(HTTP status, JSON body) for one question: 200 and the `qa ask --json` answer, 400 and {"error"} for
-    a question the engine refuses, 500 and a generic message (the traceback goes to the log) for a bug."""
+def answer_json(engine, request: AskRequest) -> tuple[int, bytes]:
+    """(HTTP status, JSON body) for one checked request: 200 and the `qa ask --json` answer, 4xx and {"error"}
+    for one the engine refuses (404: an unknown article), 500 and a generic message (the traceback goes to
+    the log) for a bug."""
     try:
-        body: dict = engine.ask(question, k).to_json()
+        body: dict = engine.ask(request.question, request.k, history=request.history, articles=request.articles).to_json()
         status = 200
     except QAError as exc:
-        body, status = {"error": str(exc)}, 400
+        body, status = {"error": str(exc)}, http_status(exc)
     except Exception:  # a bug, not the caller's fault: the message, never the traceback
-        log_internal_error(question)
+        log_internal_error(request.question)
         body, status = {"error": INTERNAL_ERROR}, 500
     return status, json.dumps(body, ensure_ascii=False).encode("utf-8")
+
+
+def _answer_frame(engine, frame: bytes) -> tuple[int, bytes]:
+    """A worker's answer to a request frame (checked by the server already, and again here: same rules)."""
+    try:
+        request = parse_ask_request(json.loads(frame), max_question_chars=engine.settings.max_question_chars, max_k=50)
+    except QAError as exc:
+        return http_status(exc), json.dumps({"error": str(exc)}, ensure_ascii=False).encode("utf-8")
+    return answer_json(engine, request)
 
 
 def forkable(engine) -> bool:
@@ -196,8 +207,7 @@ def _serve(sock: socket.socket, engine) -> None:
             if not frame:
                 sock.sendall(pong)
                 continue
-            request = json.loads(frame)
-            status, body = answer_json(engine, request["question"], request["k"])
+            status, body = _answer_frame(engine, frame)
             reply = str(status).encode() + body
             sock.sendall(_LENGTH.pack(len(reply)) + reply)
     except (BrokenPipeError, ConnectionResetError):
@@ -722,14 +732,14 @@ class AskPool:
             except Exception:  # never let a bug here end the deadlines
                 _stderr(f"ask worker watchdog:\n{traceback.format_exc()}")
 
-    async def ask(self, question: object, k: int) -> tuple[int, bytes] | None:
+    async def ask(self, request: AskRequest) -> tuple[int, bytes] | None:
         """(status, body) from a worker, or None when no worker is left or the one asked died or froze meanwhile:
         then answer in this process."""
         if self._room is None or self._started is None:
             self._room = asyncio.Condition()
             self._started = asyncio.ensure_future(self._start())
         await self._started  # every caller waits for the streams; done, it returns at once
-        payload = json.dumps({"question": question, "k": k}, ensure_ascii=False).encode("utf-8")
+        payload = json.dumps(request.to_json(), ensure_ascii=False).encode("utf-8")
         async with self._room:
             while True:
                 live = [w for w in self._workers if w is not None and w.alive]

@@ -184,13 +184,13 @@ def test_ask_endpoint_over_raw_http(app):
     event, data = call_ask(app.url, [VICTIMS, 3])
     assert event == "complete"
     (result,) = data
-    assert set(result) == {"question", "abstained", "reason", "answer", "passages"}
+    assert set(result) == {"question", "interpreted_as", "abstained", "reason", "details", "answer", "passages", "warnings"}
     assert result["question"] == VICTIMS and not result["abstained"] and result["reason"] is None
     assert VICTIMS_ANSWER in result["answer"]["text"]
     assert len(result["passages"]) == 3
     cited = result["passages"][result["answer"]["citation"] - 1]
     assert cited["citation"]["article"] == SEED_ARTICLE and cited["citation"]["paragraph"] == 8
-    assert set(cited["citation"]) == {"article", "title", "date", "paragraph", "start", "end", "path"}
+    assert set(cited["citation"]) == {"article", "title", "date", "paragraph", "start", "end", "path", "url", "source", "stale"}
     check_spans(result, app.project)
 
 
@@ -221,11 +221,13 @@ def test_ask_endpoint_bad_input_is_a_clean_error(app, data, message):
     assert "Traceback" not in json.dumps(payload) and 'File "' not in json.dumps(payload)
 
 
-def test_missing_arguments_give_an_error_without_details(app):
-    # Gradio rejects a call with too few values before our function runs; with show_error=False the
-    # client gets an error event with no message (the details stay in the server log).
-    event, payload = call_ask(app.url, [])
-    assert event == "error" and payload == {"error": None}
+def test_missing_arguments_are_named(app):
+    # Gradio itself rejects a call with too few values with an error event of no message ({"error": null});
+    # the app fills omitted trailing arguments with their defaults and names a missing required one
+    status, text = http("POST", f"{app.url}/gradio_api/call/ask", {"data": []})
+    assert status == 400 and json.loads(text) == {"error": "The argument 'question' is missing; send it in \"data\"."}
+    event, payload = call_ask(app.url, [VICTIMS])
+    assert event == "complete" and len(payload[0]["passages"]) == 3
 
 
 def test_parallel_calls_give_the_sequential_answers(app):
@@ -258,14 +260,12 @@ def test_monitoring_and_run_history_are_off(app, path):
 
 
 def test_uploads_are_capped(app):
+    """Uploads (article files) are capped at 8 MB: a bigger one is refused before it is read."""
     boundary = "qa-test-boundary"
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.txt\"\r\n"
-            f"Content-Type: text/plain\r\n\r\n{'x' * 5000}\r\n--{boundary}--\r\n").encode()
-    req = urllib.request.Request(f"{app.url}/gradio_api/upload", data=body, method="POST",
-                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
-    with pytest.raises(urllib.error.HTTPError) as info:
-        urllib.request.urlopen(req, timeout=10)
-    assert info.value.code == 413
+            f"Content-Type: text/plain\r\n\r\n{'x' * 9_000_000}\r\n--{boundary}--\r\n").encode()
+    status, result = headers_only(app.url, "/gradio_api/upload", len(body), f"multipart/form-data; boundary={boundary}")
+    assert status == 413 and "over 8,388,608 bytes" in result["error"]
 
 
 def test_gradio_client_call(app):
@@ -320,7 +320,7 @@ def test_api_ask_k_defaults_to_three(app):
     ({"question": VICTIMS, "k": 0}, "from 1 to 10, not 0"),
     ({"question": VICTIMS, "k": "3"}, "from 1 to 10, not '3'"),
     ({"question": VICTIMS, "top": 3}, "Unknown field(s) ['top']"),
-    ([VICTIMS, 3], "not a JSON object"),
+    ([VICTIMS, 3], "must be a JSON object"),
 ])
 def test_api_ask_refuses_bad_input_with_the_reason(app, body, message):
     status, result, _ = api_ask(app.url, body)
@@ -330,12 +330,27 @@ def test_api_ask_refuses_bad_input_with_the_reason(app, body, message):
 
 def test_api_ask_refuses_a_body_that_is_not_json(app):
     status, result, _ = api_ask(app.url, None, raw=b"question=hello")
-    assert status == 400 and "not a JSON object" in result["error"]
+    assert status == 400 and "The body is not JSON" in result["error"]
+
+
+def headers_only(url: str, path: str, length: int, content_type: str = "application/json") -> tuple[int, dict]:
+    """Announce a body of `length` bytes, send none of it, and read the reply: a cap refuses before reading."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n"
+                     f"Content-Length: {length}\r\n\r\n".encode())
+        data = b""
+        while part := sock.recv(65536):  # the server closes the connection: it will not read the body
+            data += part
+    head, _, body = data.partition(b"\r\n\r\n")
+    return int(head.split()[1]), json.loads(body)
 
 
 def test_api_ask_refuses_a_huge_body_without_reading_it_all(app):
     status, result, _ = api_ask(app.url, {"question": "x" * 200_000})
-    assert status == 413 and "over 65536 bytes" in result["error"]
+    assert status == 400 and "200,000 characters long; the limit is 1,000" in result["error"]
+    status, result = headers_only(app.url, "/api/ask", 3_000_000)
+    assert status == 413 and "over 2,097,152 bytes" in result["error"]
 
 
 def test_api_ask_parallel_answers_equal_sequential(app):

@@ -94,7 +94,7 @@ def test_ask_json_has_the_documented_shape(seed_index, same_model, capsys):
     assert {"question", "abstained", "answer", "passages"} <= set(result)
     assert result["question"] == VICTIMS
     assert result["abstained"] is False
-    assert set(result["answer"]) == {"text", "citation"}
+    assert set(result["answer"]) == {"text", "citation", "span"}
     assert VICTIMS_QUOTE in result["answer"]["text"] and result["answer"]["citation"] == 1
     assert len(result["passages"]) == 2
     raw = seed_article_path().read_bytes().decode("utf-8")

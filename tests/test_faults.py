@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import qa.errors
 import qa.locks
 import qa.store
 from helpers import SMALL_CORPUS, FakeEmbedder, seed_article_path, write_articles, qa_clean_env  # noqa: F401 - fixture
@@ -394,3 +395,49 @@ def test_index_files_are_named_by_their_content(tmp_path, corpus):
     assert a["parts"] == b["parts"] and a["generation"] == b["generation"]
     assert {k: v["sha256"] for k, v in a["files"].items()} == {k: v["sha256"] for k, v in b["files"].items()}
     assert np.array_equal(load_index(tmp_path / "a" / "index").passage_vectors, load_index(tmp_path / "b" / "index").passage_vectors)
+
+
+# --- 10. an article edited after it was indexed -------------------------------------------------------------
+
+
+def test_an_article_edited_after_indexing_is_flagged_in_the_answer(tmp_path, corpus):
+    """Before: answered from the old index with offsets that no longer matched the file, and nothing said so."""
+    engine = open_engine(tmp_path, corpus)
+    question = "How much will the bridge repairs cost?"
+    fresh = engine.ask(question).to_json()
+    assert fresh["warnings"] == [] and not any(p["citation"]["stale"] for p in fresh["passages"])
+    (corpus / "bridge.txt").write_text("date 2024-03-02 Rewritten.\n\n" + SMALL_CORPUS["bridge.txt"], encoding="utf-8")
+    edited = engine.ask(question).to_json()
+    bridge = [p for p in edited["passages"] if p["citation"]["article"] == "bridge"]
+    assert bridge and all(p["citation"]["stale"] for p in bridge)
+    assert not any(p["citation"]["stale"] for p in edited["passages"] if p["citation"]["article"] != "bridge")
+    assert len(edited["warnings"]) == 1 and "bridge" in edited["warnings"][0] and "qa build" in edited["warnings"][0]
+    (corpus / "bridge.txt").write_text(SMALL_CORPUS["bridge.txt"], encoding="utf-8")  # restored: fine again
+    assert engine.ask(question).to_json()["warnings"] == []
+
+
+# --- 16. symbolic links out of the articles folder, articles too large to be news --------------------------
+
+
+def test_a_symlink_leaving_the_articles_folder_is_refused(tmp_path, corpus):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("The launch codes are 0000.\n", encoding="utf-8")
+    (corpus / "innocent.txt").symlink_to(secret)
+    fake = FakeEmbedder()
+    with pytest.raises(qa.errors.ArticleError) as err:
+        open_engine(tmp_path, corpus, embedder=fake)
+    assert "innocent.txt" in str(err.value) and "outside the articles folder" in str(err.value)
+    assert fake.encoded_count == 0
+    (corpus / "innocent.txt").unlink()
+    (corpus / "sub").mkdir()
+    (corpus / "sub" / "linked.txt").symlink_to(corpus / "bakery.txt")  # a link within the folder is fine (and the
+    assert sorted(open_engine(tmp_path, corpus).index.articles) == ["bakery", "bridge", "library", "orchard"]  # same file once)
+
+
+def test_an_article_over_the_size_limit_is_refused_with_the_limit(tmp_path, corpus):
+    (corpus / "huge.txt").write_bytes(b"date 2024-01-01 Words words words.\n\n" + b"More words. " * 5_000_000)
+    fake = FakeEmbedder()
+    with pytest.raises(qa.errors.ArticleTooLargeError) as err:
+        open_engine(tmp_path, corpus, embedder=fake)
+    assert "huge.txt: the file is 60.0 MB; the limit is 1.0 MB per article" in str(err.value)
+    assert fake.encoded_count == 0

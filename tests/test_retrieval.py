@@ -22,7 +22,7 @@ pytestmark = pytest.mark.usefixtures("qa_clean_env")
 
 # Words the fake "model" knows as whole words: typo correction leaves them alone, as the real model's
 # vocabulary does for ordinary English.
-COMMON = "who what will file filed say said there shifts night staff open how many much old".split()
+COMMON = "who what will file filed say said there shifts night staff open how many much old reverse list python".split()
 
 
 def quiet(_m: str) -> None:
@@ -292,6 +292,14 @@ def test_off_topic_question_abstains_with_the_closest_passages(small):
     assert f"below the threshold {small.settings.abstain_below:.2f})." in answer.reason
     assert len(answer.passages) == 3
     assert all(p.closest for p in answer.passages)
+
+
+def test_a_question_of_no_real_words_abstains_without_passages(small):
+    """Typo correction would map nonsense onto article words (a confident answer for "asdfghjkl qwertyuiop")."""
+    answer = small.ask("asdfghjkl qwertyuiop zxcvbnm?")
+    assert answer.abstained and answer.passages == ()
+    assert answer.reason == "The question has no word I recognise ('asdfghjkl', 'qwertyuiop', 'zxcvbnm'); ask it in plain words."
+    assert not small.ask("How much will the brigde repairs cost?").abstained  # a typo among real words is fine
 
 
 def test_unknown_name_abstains_and_names_it(small):

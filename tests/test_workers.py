@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from helpers import seed_engine  # noqa: F401 - fixture
 
-from qa import ConfigError
+from qa import AskRequest, ConfigError
 from qa.workers import AskPool, answer_json, ask_timeout, usable_cpus, worker_count
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -103,12 +103,12 @@ def run(coroutine_function):
 
 
 def in_process(engine, questions, k=3):
-    return [answer_json(engine, q, k) for q in questions]
+    return [answer_json(engine, AskRequest(q, k)) for q in questions]
 
 
 def test_workers_answer_byte_for_byte_as_the_server_would(pool, onnx_engine):
     async def ask_all():
-        return [await pool.ask(q, 3) for q in QUESTIONS]
+        return [await pool.ask(AskRequest(q, 3)) for q in QUESTIONS]
 
     got = run(ask_all)
     assert got == in_process(onnx_engine, QUESTIONS)
@@ -122,7 +122,7 @@ def test_concurrent_questions_get_their_own_answers_in_order(pool, onnx_engine):
     questions = QUESTIONS[:5] * 4  # 20 at once: more than two workers with two questions each
 
     async def ask_all():
-        return await asyncio.gather(*(pool.ask(q, 2) for q in questions))
+        return await asyncio.gather(*(pool.ask(AskRequest(q, 2)) for q in questions))
 
     assert run(ask_all) == in_process(onnx_engine, questions, k=2)
 
@@ -133,17 +133,17 @@ def test_a_dead_worker_hands_its_questions_back_and_the_other_carries_on(onnx_en
     expected = in_process(onnx_engine, QUESTIONS[:3])
 
     async def scenario():
-        assert await pool.ask(QUESTIONS[0], 3) == expected[0]  # streams open; worker 1 takes light load
+        assert await pool.ask(AskRequest(QUESTIONS[0], 3)) == expected[0]  # streams open; worker 1 takes light load
         os.kill(first, signal.SIGSTOP)  # frozen: a question sent to it stays pending ...
-        pending = asyncio.ensure_future(pool.ask(QUESTIONS[1], 3))
+        pending = asyncio.ensure_future(pool.ask(AskRequest(QUESTIONS[1], 3)))
         await asyncio.sleep(0.05)
         assert not pending.done()
         os.kill(first, signal.SIGKILL)  # ... until it dies: then the caller gets None and asks itself
         assert await asyncio.wait_for(pending, 10) is None
         assert pool.alive == 1
-        after = [await pool.ask(q, 3) for q in QUESTIONS[:3]]  # all on the remaining worker
+        after = [await pool.ask(AskRequest(q, 3)) for q in QUESTIONS[:3]]  # all on the remaining worker
         os.kill(second, signal.SIGKILL)
-        last = await pool.ask(QUESTIONS[0], 3)
+        last = await pool.ask(AskRequest(QUESTIONS[0], 3))
         await until(lambda: any(f"(pid {second}) stopped" in m for m in pool.logged), 3, "the death logged")
         return after, last
 
@@ -165,8 +165,8 @@ def test_a_dead_worker_hands_its_questions_back_and_the_other_carries_on(onnx_en
 def answer_like_the_app(pool: AskPool, engine, question, k=3):
     """What POST /api/ask does: the pool's answer, else one from this process (here: a thread of its own)."""
     async def ask():
-        result = await pool.ask(question, k)
-        return result if result is not None else await asyncio.to_thread(answer_json, engine, question, k)
+        result = await pool.ask(AskRequest(question, k))
+        return result if result is not None else await asyncio.to_thread(answer_json, engine, AskRequest(question, k))
     return ask()
 
 
@@ -175,7 +175,7 @@ def test_a_frozen_worker_misses_its_deadline_is_killed_and_replaced(pool, onnx_e
     expected = in_process(onnx_engine, questions)
 
     async def scenario():
-        assert await pool.ask(QUESTIONS[0], 3) == expected[0]  # streams open; worker 1 takes light load
+        assert await pool.ask(AskRequest(QUESTIONS[0], 3)) == expected[0]  # streams open; worker 1 takes light load
         first, second = pool.pids
         os.kill(first, signal.SIGSTOP)
         t = time.monotonic()
@@ -184,7 +184,7 @@ def test_a_frozen_worker_misses_its_deadline_is_killed_and_replaced(pool, onnx_e
         await until(lambda: len(pool.pids) == 2, 5, "a replacement")
         assert pool.pids[1] == second and pool.pids[0] != first
         replacement = pool._workers[0]
-        after = [await pool.ask(q, 3) for q in QUESTIONS[:3]]  # light load: the first worker, the new one
+        after = [await pool.ask(AskRequest(q, 3)) for q in QUESTIONS[:3]]  # light load: the first worker, the new one
         return first, got, took, replacement, after
 
     first, got, took, replacement, after = run(scenario)
@@ -201,12 +201,12 @@ def test_a_killed_worker_is_replaced(pool, onnx_engine):
     expected = in_process(onnx_engine, QUESTIONS[:2])
 
     async def scenario():
-        assert await pool.ask(QUESTIONS[0], 3) == expected[0]
+        assert await pool.ask(AskRequest(QUESTIONS[0], 3)) == expected[0]
         first, second = pool.pids
         os.kill(second, signal.SIGKILL)
         await until(lambda: len(pool.pids) == 2 and second not in pool.pids, 5, "a replacement")
         new = pool._workers[1]
-        await asyncio.gather(*(pool.ask(q, 3) for q in QUESTIONS[:2] * 3))  # enough for both workers
+        await asyncio.gather(*(pool.ask(AskRequest(q, 3)) for q in QUESTIONS[:2] * 3))  # enough for both workers
         return first, second, new
 
     first, second, new = run(scenario)
@@ -218,7 +218,7 @@ def test_a_killed_worker_is_replaced(pool, onnx_engine):
 
 def test_an_idle_frozen_worker_fails_its_health_check_and_is_replaced(pool, onnx_engine):
     async def scenario():
-        await pool.ask(QUESTIONS[0], 3)  # the pool's event loop runs its watchdog from the first question
+        await pool.ask(AskRequest(QUESTIONS[0], 3))  # the pool's event loop runs its watchdog from the first question
         await until(lambda: all(w.pongs for w in pool._workers), 3, "a ping answered by each worker")
         first, second = pool.pids
         os.kill(second, signal.SIGSTOP)  # no question pending: only the health check can tell
@@ -238,7 +238,7 @@ def test_a_crash_loop_stops_the_replacements_and_questions_are_still_answered(on
     async def scenario():
         killed = []
         for _ in range(3):  # two replacements, then the guard
-            await pool.ask(QUESTIONS[0], 3)
+            await pool.ask(AskRequest(QUESTIONS[0], 3))
             victim = pool.pids[0]
             killed.append(victim)
             os.kill(victim, signal.SIGKILL)
@@ -250,7 +250,7 @@ def test_a_crash_loop_stops_the_replacements_and_questions_are_still_answered(on
         os.kill(pool.pids[0], signal.SIGKILL)
         await until(lambda: pool.alive == 0, 3, "the last worker gone")
         await asyncio.sleep(0.3)
-        last = await pool.ask(QUESTIONS[0], 3)
+        last = await pool.ask(AskRequest(QUESTIONS[0], 3))
         answers.append(await answer_like_the_app(pool, onnx_engine, QUESTIONS[0]))
         return killed, one_left, answers, last
 
@@ -270,14 +270,14 @@ def test_a_dead_spawner_is_logged_and_the_workers_carry_on(pool, onnx_engine):
     expected = in_process(onnx_engine, QUESTIONS[:2])
 
     async def scenario():
-        await pool.ask(QUESTIONS[0], 3)
+        await pool.ask(AskRequest(QUESTIONS[0], 3))
         os.kill(pool.spawner_pid, signal.SIGKILL)
         await until(lambda: any("spawner" in m for m in pool.logged), 3, "the spawner's death noticed")
         victim = pool.pids[0]
         os.kill(victim, signal.SIGKILL)  # not replaced now
         await until(lambda: pool.alive == 1, 3, "the death noticed")
         await asyncio.sleep(0.3)
-        return victim, [await pool.ask(q, 3) for q in QUESTIONS[:2]]
+        return victim, [await pool.ask(AskRequest(q, 3)) for q in QUESTIONS[:2]]
 
     victim, got = run(scenario)
     assert got == expected and pool.alive == 1
@@ -291,12 +291,12 @@ def test_a_frozen_spawner_is_killed_when_it_does_not_start_a_worker_in_time(onnx
     pool = make_pool(onnx_engine, spawn_timeout=1)
 
     async def scenario():
-        await pool.ask(QUESTIONS[0], 3)
+        await pool.ask(AskRequest(QUESTIONS[0], 3))
         os.kill(pool.spawner_pid, signal.SIGSTOP)
         victim = pool.pids[0]
         os.kill(victim, signal.SIGKILL)
         await until(lambda: any("spawner" in m for m in pool.logged), 5, "the frozen spawner noticed")
-        return victim, await pool.ask(QUESTIONS[0], 3), pool.alive
+        return victim, await pool.ask(AskRequest(QUESTIONS[0], 3)), pool.alive
 
     try:
         victim, got, alive = run(scenario)
@@ -314,7 +314,7 @@ def test_closing_the_pool_ends_the_workers_and_the_spawner(onnx_engine):
     p = make_pool(onnx_engine)
     pids = p.pids
     assert len(pids) == 2 and not gone(p.spawner_pid) and not any(gone(pid) for pid in pids)
-    run(lambda: p.ask(QUESTIONS[0], 3))
+    run(lambda: p.ask(AskRequest(QUESTIONS[0], 3)))
     t = time.monotonic()
     p.close()
     assert time.monotonic() - t < 3
