@@ -79,7 +79,25 @@ def skip_reason(text: str) -> str | None:
     return None
 
 
-def _blocks(raw: str) -> list[tuple[int, int]]:
+_FRONT_MATTER = re.compile(r"[ \t\ufeff]*(title|date|source|url):[ \t]*(\S[^\r\n]*?)[ \t]*(?:\r\n|\r|\n|$)", re.IGNORECASE)
+FRONT_MATTER_KEYS = ("title", "date", "source", "url")
+
+
+def front_matter(raw: str) -> tuple[dict[str, str], int]:
+    """`key: value` lines at the very top of the file (title, date, source, url; how added articles are stored),
+    and the offset where the story starts."""
+    fields: dict[str, str] = {}
+    pos = 0
+    while (m := _FRONT_MATTER.match(raw, pos)) is not None and m.group(1).lower() not in fields:
+        key, value = m.group(1).lower(), m.group(2)
+        if key == "date" and not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            break  # "date 2023-07-18 The story starts here...": the first line of the story, with its date
+        fields[key] = value
+        pos = m.end()
+    return fields, pos
+
+
+def _blocks(raw: str, begin: int = 0) -> list[tuple[int, int]]:
     """Paragraph candidates: runs of non-blank lines. Inside a run, a line break after sentence
     punctuation, or next to a line that is not story text, also ends a paragraph (one paragraph a
     line files); other breaks are hard wraps."""
@@ -87,6 +105,8 @@ def _blocks(raw: str) -> list[tuple[int, int]]:
     current: tuple[int, int] | None = None
     prev_text = ""
     for start, end in _lines(raw):
+        if start < begin:
+            continue
         s, e = _strip_span(raw, start, end)
         text = raw[s:e]
         if not text:
@@ -120,12 +140,13 @@ def _shorten(text: str, limit: int = TITLE_MAX_CHARS) -> str:
 
 def parse_article(raw: str, *, article_id: str, path: str, sha256: str) -> Article:
     """Find date, title, story paragraphs and skipped lines of an article's raw text."""
-    date: str | None = None
-    title: str | None = None
+    fields, begin = front_matter(raw)
+    date: str | None = _valid_date(fields.get("date"))
+    title: str | None = fields.get("title")
     paragraphs: list[Paragraph] = []
     skipped: list[SkippedLine] = []
-    for i, (start, end) in enumerate(_blocks(raw)):
-        if i == 0:
+    for i, (start, end) in enumerate(_blocks(raw, begin)):
+        if i == 0 and date is None:
             header = _DATE_HEADER.match(raw, start, end)
             if header:
                 try:
@@ -157,7 +178,26 @@ def parse_article(raw: str, *, article_id: str, path: str, sha256: str) -> Artic
         first = paragraphs[0]
         lead = split_sentences(raw[first.start : first.end], first.start)[0]
         title = _shorten(raw[lead.start : lead.end])
-    return Article(article_id, path, raw, sha256, title, date, tuple(paragraphs), tuple(skipped))
+    return Article(article_id, path, raw, sha256, title, date, tuple(paragraphs), tuple(skipped),
+                   fields.get("url"), fields.get("source"))
+
+
+def _valid_date(value: str | None) -> str | None:
+    try:
+        return _dt.date.fromisoformat(value).isoformat() if value else None
+    except ValueError:
+        return None
+
+
+def content_key(story: str) -> str:
+    """sha256 of a story's words (case and white space folded): a story pasted twice, or once as a file and once
+    as text, has one key."""
+    return hashlib.sha256(" ".join(story.lower().split()).encode("utf-8")).hexdigest()
+
+
+def story_key(article: Article) -> str:
+    """content_key of an article's story paragraphs (front matter, headlines and promos aside)."""
+    return content_key(" ".join(article.text(p) for p in article.paragraphs))
 
 
 def decode_article(data: bytes, path: str) -> str:

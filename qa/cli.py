@@ -86,8 +86,9 @@ def cmd_ask(args: argparse.Namespace) -> int:
     if args.question != "-":
         check_question(args.question, settings.max_question_chars)  # fail before loading anything
     engine = Engine.open(settings, progress=_progress())
+    articles = args.article or None
     if args.question != "-":
-        result = engine.ask(args.question, args.k).to_json()
+        result = engine.ask(args.question, args.k, articles=articles).to_json()
         print(json.dumps(result, ensure_ascii=False, indent=2) if args.json else format_answer(result))
         return 0
     failed = 0
@@ -95,12 +96,62 @@ def cmd_ask(args: argparse.Namespace) -> int:
         try:
             if problem is not None:
                 raise QuestionError(problem)
-            out = engine.ask(question, args.k).to_json()
+            out = engine.ask(question, args.k, articles=articles).to_json()
         except QuestionError as exc:
             failed += 1
             out = {"question": question.encode("utf-8", "replace").decode("utf-8"), "error": str(exc)}
         print(json.dumps(out, ensure_ascii=False), flush=True)
     return 1 if failed else 0
+
+
+def _stderr_if_waiting(message: str) -> None:
+    """The engine's log, minus what the command prints itself: only waiting for another writer is worth saying."""
+    if message.startswith("Waiting"):
+        print(message, file=sys.stderr, flush=True)
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from .engine import Engine
+
+    if args.file == "-":
+        data = sys.stdin.buffer.read()
+    else:
+        try:
+            data = open(args.file, "rb").read()
+        except OSError as exc:
+            raise QAError(f"{args.file}: cannot read the file ({exc.strerror or exc}).") from None
+    fmt = args.format
+    if fmt == "auto" and args.file.lower().endswith((".html", ".htm")):
+        fmt = "html"
+    engine = Engine.open(_settings(args), progress=_progress())
+    entry = engine.add_article(data, title=args.title, date=args.date, url=args.url, source=args.source, fmt=fmt,
+                               log=_stderr_if_waiting)
+    print(json.dumps(entry, ensure_ascii=False) if args.json else
+          f"Added {entry['article']}: {entry['title']} ({entry['passages']} passages, {entry['path']})")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    from .engine import Engine
+
+    engine = Engine.open(_settings(args), progress=_progress())
+    articles = engine.list_articles()
+    if args.json:
+        print(json.dumps(articles, ensure_ascii=False, indent=2))
+        return 0
+    for a in articles:
+        meta = ", ".join(x for x in (a["date"], a["source"]) if x)
+        print(f"{a['article']}  {a['title']}" + (f" ({meta})" if meta else "") + f", {a['passages']} passages")
+    return 0
+
+
+def cmd_remove(args: argparse.Namespace) -> int:
+    from .engine import Engine
+
+    engine = Engine.open(_settings(args), progress=_progress())
+    entry = engine.remove_article(args.id, log=_stderr_if_waiting)
+    print(f"Removed {entry['article']}: {entry['title']} ({entry['path']} deleted)")
+    return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -199,7 +250,26 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("-k", type=int, default=None, help="passages to return (QA_TOP_K, default 3)")
     a.add_argument("--json", action="store_true", help="print the JSON object")
     a.add_argument("--no-rebuild", action="store_true", help="refuse a stale index instead of rebuilding it")
+    a.add_argument("--article", action="append", metavar="ID", help="answer from this article only (repeat for several)")
     a.set_defaults(func=cmd_ask)
+
+    ad = sub.add_parser("add", parents=[common], help="add an article (text, Markdown or an HTML page) to the index")
+    ad.add_argument("file", help="the article's file, or - for standard input")
+    ad.add_argument("--title")
+    ad.add_argument("--date", help="YYYY-MM-DD")
+    ad.add_argument("--url")
+    ad.add_argument("--source", help="the publication")
+    ad.add_argument("--format", choices=["auto", "text", "markdown", "html"], default="auto")
+    ad.add_argument("--json", action="store_true", help="print the article's entry as JSON")
+    ad.set_defaults(func=cmd_add)
+
+    ls = sub.add_parser("list", parents=[common], help="list the articles of the index")
+    ls.add_argument("--json", action="store_true")
+    ls.set_defaults(func=cmd_list)
+
+    rm = sub.add_parser("remove", parents=[common], help="remove an article: its file and its passages")
+    rm.add_argument("id")
+    rm.set_defaults(func=cmd_remove)
 
     e = sub.add_parser("eval", parents=[common], help="score the service against a gold question set")
     e.add_argument("gold", nargs="?", help="gold JSONL file")

@@ -8,19 +8,31 @@ what changed. Opening a fresh index embeds nothing.
 
 from __future__ import annotations
 
+import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from .answer import compose_answer
-from .articles import ArticleFiles, read_corpus
+from .answer import compose_answer, display_path
+from .articles import ArticleFiles, read_article, read_corpus
 from .config import Settings, resolve_settings
 from .embedding import Embedder, content_mask, make_embedder
-from .errors import ArticleNotFoundError, IndexCorruptError, IndexMissingError, QAError, StaleIndexError
+from .errors import (
+    ArticleError,
+    ArticleNotFoundError,
+    ArticleTooLargeError,
+    ConfigError,
+    DuplicateArticleError,
+    IndexCorruptError,
+    IndexMissingError,
+    QAError,
+    StaleIndexError,
+)
 from .locks import read_lock, write_lock
 from .grounding import unrecognised_words
 from .retrieval import FusionMethod, Query, Retriever
@@ -104,6 +116,13 @@ def describe_changes(manifest: dict, articles: Sequence[Article], model: str, ch
     return changes
 
 
+def _generation(folder: Path) -> str | None:
+    try:
+        return read_manifest(folder).get("generation")
+    except QAError:
+        return None
+
+
 def _peek_manifest(folder: Path) -> dict | None:
     """The manifest when there is a readable one (it names the corpus' sources), else None."""
     try:
@@ -145,18 +164,51 @@ def _can_export() -> bool:
     return bool(find_spec("torch") and find_spec("onnx"))
 
 
+@dataclass(frozen=True)
+class Serving:
+    """The index a question is answered from, with its retriever: replaced as one object, so a question asked
+    while an article is added sees the old index or the new one, never half of each."""
+
+    index: StoredIndex
+    retriever: Retriever
+    stamp: tuple[int, int, int] | None  # (mtime, inode, size) of the manifest it was loaded from
+
+
+def _stamp(folder: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(folder / MANIFEST)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_ino, st.st_size)
+
+
 class Engine:
-    """Load once, then `ask` many times."""
+    """Load once, then `ask` many times; add and remove articles while serving."""
 
     def __init__(self, index: StoredIndex, embedder: Embedder, settings: Settings,
                  method: FusionMethod = "hybrid") -> None:
         _single_threaded_blas()
-        self.index = index
         self.embedder = embedder
         self.settings = settings
+        self.method = method
         self.files = ArticleFiles()
-        self.retriever = Retriever(index, dense_weight=settings.dense_weight, maxsim_weight=settings.maxsim_weight,
-                                   candidates=settings.candidates, rerank=settings.rerank, method=method)
+        self._reload = threading.Lock()
+        self._serving = self._serve(index)
+
+    def _serve(self, index: StoredIndex) -> Serving:
+        s = self.settings
+        retriever = Retriever(index, dense_weight=s.dense_weight, maxsim_weight=s.maxsim_weight,
+                              candidates=s.candidates, rerank=s.rerank, method=self.method)
+        stamp = _stamp(s.index_path) if index.manifest.get("generation") == _generation(s.index_path) else None
+        return Serving(index, retriever, stamp)
+
+    @property
+    def index(self) -> StoredIndex:
+        return self._serving.index
+
+    @property
+    def retriever(self) -> Retriever:
+        return self._serving.retriever
 
     # --- opening ------------------------------------------------------------------------------------
 
@@ -270,9 +322,9 @@ class Engine:
 
     # --- asking -------------------------------------------------------------------------------------
 
-    def query(self, text: str) -> Query:
+    def query(self, text: str, index: StoredIndex | None = None) -> Query:
         """Correct typos against the articles' words, then encode once: vector and content pieces."""
-        corrected, _fixes = self.index.lexical.correct(text, self.embedder.is_known_word)
+        corrected, _fixes = (index or self.index).lexical.correct(text, self.embedder.is_known_word)
         enc = self.embedder.encode([corrected])
         tokens = enc.tokens[0][content_mask(corrected, enc.offsets[0])]
         tokens = tokens / np.maximum(np.linalg.norm(tokens, axis=1, keepdims=True), 1e-12)
@@ -284,42 +336,195 @@ class Engine:
         empty, too long or non-text question, ArticleNotFoundError for an unknown article id."""
         text = check_question(question, self.settings.max_question_chars)
         k = check_k(k, 50) or self.settings.top_k
-        rows = self.rows_of(articles)
-        content, unknown = unrecognised_words(text, self.index.lexical.vocabulary, self.embedder.is_known_word)
+        serving = self.refresh()
+        index = serving.index
+        rows = _rows_of(index, articles)
+        content, unknown = unrecognised_words(text, index.lexical.vocabulary, self.embedder.is_known_word)
         if content and len(unknown) == len(content):
             shown = ", ".join(repr(w) for w in unknown[:3])
             return Answer(text, True, None, None, (), f"The question has no word I recognise ({shown}); ask it in plain words.",
                           details="none of its words is in the articles or in the model's vocabulary")
-        query = self.query(text)
-        hits = self.retriever.search(query, k, rows=rows)
-        answer = compose_answer(text, hits, self.index, k=k, abstain_below=self.settings.abstain_below, corrected=query.text)
-        return self._flag_stale(answer)
+        query = self.query(text, index)
+        hits = serving.retriever.search(query, k, rows=rows)
+        answer = compose_answer(text, hits, index, k=k, abstain_below=self.settings.abstain_below, corrected=query.text)
+        return self._flag_stale(answer, index)
 
-    def _flag_stale(self, answer: Answer) -> Answer:
+    def _flag_stale(self, answer: Answer, index: StoredIndex) -> Answer:
         """Mark citations whose article file changed since it was indexed (their offsets may not match it any
         more) and say so in the answer's warnings."""
         stale = {}
         for p in answer.passages:
-            info = self.index.articles.get(p.citation.article)
+            info = index.articles.get(p.citation.article)
             if info is not None and info.id not in stale:
                 stale[info.id] = not self.files.unchanged(info.path, info.sha256)
         if not any(stale.values()):
             return answer
         passages = tuple(replace(p, citation=replace(p.citation, stale=True)) if stale.get(p.citation.article) else p
                          for p in answer.passages)
-        warnings = tuple(f"The file of article {a} ({self.index.articles[a].path}) has changed since it was indexed: "
-                         "the quoted text and offsets are those of the indexed version. Run `qa build` to index it again."
+        paths = {p.citation.article: p.citation.path for p in passages}
+        warnings = tuple(f"The file of article {a} ({paths[a]}) has changed since it was indexed: the quoted text and "
+                         "offsets are those of the indexed version. Run `qa build` to index it again."
                          for a, changed in stale.items() if changed)
         return replace(answer, passages=passages, warnings=answer.warnings + warnings)
 
     def rows_of(self, articles: Sequence[str] | None) -> np.ndarray | None:
         """Passage rows of the given articles (None: every row)."""
-        if articles is None:
-            return None
-        known = self.index.articles
-        unknown = [a for a in articles if a not in known]
-        if unknown:
-            raise ArticleNotFoundError(
-                f"No article {unknown[0]!r} in the index ({len(known)} article(s)); `qa list` or GET /api/articles "
-                "lists their ids.")
-        return self.index.rows_of(articles)
+        return _rows_of(self.index, articles)
+
+    # --- keeping up with other processes -----------------------------------------------------------------
+
+    def refresh(self) -> Serving:
+        """The index to answer from: the one loaded, or the newer one another process (or thread) committed since.
+        Costs one stat of manifest.json per call; a newer index is loaded once, under the reader lock. An index that
+        cannot be loaded leaves the current one in service (and is logged)."""
+        serving = self._serving
+        if serving.stamp is None:
+            return serving  # not served from a folder that others write (an index built in memory)
+        folder = self.settings.index_path
+        if _stamp(folder) == serving.stamp:
+            return serving
+        with self._reload:
+            serving = self._serving
+            stamp = _stamp(folder)
+            if stamp == serving.stamp or stamp is None:
+                return serving
+            try:
+                with read_lock(folder):
+                    manifest = read_manifest(folder)
+                    if manifest.get("generation") == serving.index.manifest.get("generation"):
+                        index = None
+                    else:
+                        index = load_index(folder, manifest)
+                    stamp = _stamp(folder)
+            except QAError as exc:
+                _stderr(f"article-qa: kept the index in service; the newer one in {folder}/ cannot be loaded: {exc}")
+                self._serving = replace(serving, stamp=stamp)
+                return self._serving
+            self._serving = replace(serving, stamp=stamp) if index is None else replace(self._serve(index), stamp=stamp)
+            return self._serving
+
+    # --- articles staff add and remove ----------------------------------------------------------------------
+
+    def list_articles(self) -> list[dict]:
+        """Every article of the index, in id order: id, title, date, source, url, passages, path."""
+        serving = self.refresh()
+        index = serving.index
+        rows = index.article_rows
+        root = index.root
+        return [{"article": a.id, "title": a.title, "date": a.date, "source": a.source, "url": a.url,
+                 "passages": int(len(rows.get(a.id, ()))), "path": display_path(a.path, root)}
+                for a in sorted(index.articles.values(), key=lambda a: a.id)]
+
+    def articles_folder(self) -> Path:
+        """Where added articles are stored: the first folder among the corpus' sources."""
+        for source in self.index.sources:
+            if Path(source).is_dir():
+                return Path(source)
+        raise ConfigError(
+            "Articles can only be added when the index is built from a folder of articles (its sources are "
+            f"{self.index.sources or 'none'}); set QA_ARTICLES to a folder, e.g. QA_ARTICLES=articles, and run `qa build`.")
+
+    def add_article(self, text: object, *, title: object = None, date: object = None, url: object = None,
+                    source: object = None, fmt: str = "auto", wait: float = 60.0, log: Log = _stderr) -> dict:
+        """Store an article (plain text, Markdown or an HTML page) in the articles folder and index it: only its
+        passages are embedded, and the index in service is swapped for the new one in one step. Returns its entry
+        of `list_articles()`. Raises ArticleError (and subclasses: a duplicate names the existing id) for input
+        that cannot be added, IndexBusyError when another writer holds the index for over `wait` seconds."""
+        from .collection import prepare_article, write_article_file
+
+        new = prepare_article(text, title=title, date=date, url=url, source=source, fmt=fmt,  # type: ignore[arg-type]
+                              max_bytes=self.settings.max_article_bytes)
+        folder = self.settings.index_path
+        with write_lock(folder, timeout=wait, log=log):
+            current = self._latest()
+            duplicate = self._find_content(current, new.content)
+            if duplicate is not None:
+                raise DuplicateArticleError(f"This article is already in the index as {duplicate!r}; ask about it, or "
+                                            "remove it first to add it again.", duplicate)
+            if len(current.articles) >= self.settings.max_articles:
+                raise ArticleTooLargeError(f"The index holds {len(current.articles):,} articles, the most allowed "
+                                           f"({self.settings.max_articles:,}); remove one first.")
+            store = self.articles_folder()
+            path = write_article_file(store, new.id, new.raw)
+            try:
+                article = read_article(path, new.id, self.settings.max_article_bytes)
+                sources = current.sources if any(path.resolve().is_relative_to(Path(s).resolve()) for s in current.sources
+                                                 if Path(s).is_dir()) else [*current.sources, str(path.resolve())]
+                index = self._rebuild(current, [*current.articles.values(), article], sources)
+                save_index(index, folder)
+            except BaseException:
+                path.unlink(missing_ok=True)  # nothing half-added: the file goes with the failed index
+                raise
+            self._serving = self._serve(index)
+        log(f"Added article {new.id} ({len(index.article_rows.get(new.id, ()))} passages)")
+        return next(a for a in self.list_articles() if a["article"] == new.id)
+
+    def remove_article(self, article_id: str, *, wait: float = 60.0, log: Log = _stderr) -> dict:
+        """Delete an article's file from the articles folder and drop it from the index. Returns its former entry
+        of `list_articles()`. ArticleNotFoundError for an unknown id; ArticleError for the last article or one
+        whose file lies outside the articles folder."""
+        folder = self.settings.index_path
+        with write_lock(folder, timeout=wait, log=log):
+            current = self._latest()
+            info = current.articles.get(article_id) if isinstance(article_id, str) else None
+            if info is None:
+                _rows_of(current, [str(article_id)])  # raises ArticleNotFoundError with the message
+            assert info is not None
+            if len(current.articles) == 1:
+                raise ArticleError(f"{article_id!r} is the only article; add another before removing it.")
+            entry = next(a for a in self.list_articles() if a["article"] == article_id)
+            path = Path(info.path)
+            if not any(path.resolve().is_relative_to(Path(s).resolve()) for s in current.sources if Path(s).is_dir()):
+                raise ArticleError(f"Article {article_id!r} comes from {entry['path']}, outside the articles folder; "
+                                   "remove that file and run `qa build`.")
+            path.unlink(missing_ok=True)  # first: a crash after it leaves an index naming a missing file, which the
+            # next start rebuilds without it (the other order would bring the article back)
+            sources = [s for s in current.sources if Path(s).resolve() != path.resolve()]
+            index = self._rebuild(current, [a for a in current.articles.values() if a.id != article_id], sources)
+            save_index(index, folder)
+            self._serving = self._serve(index)
+        log(f"Removed article {article_id}")
+        return entry
+
+    def _latest(self) -> StoredIndex:
+        """The index as committed on disk (another process may have changed it); call with the writer lock held."""
+        folder = self.settings.index_path
+        manifest = read_manifest(folder)
+        if manifest.get("generation") == self.index.manifest.get("generation"):
+            return self.index
+        return load_index(folder, manifest)
+
+    def _rebuild(self, current: StoredIndex, articles: list, sources: list[str]) -> StoredIndex:
+        """`current` with articles added or removed: only new articles are embedded, by the query encoder."""
+        return build_index(articles, embedder=self.embedder, model=current.model, chunking=current.chunking,
+                           sources=sources, previous=current,
+                           before_embedding=lambda chunks: check_room(self.settings.index_path,
+                                                                      estimated_bytes(chunks, current.dimension)))
+
+    def _find_content(self, index: StoredIndex, content: str) -> str | None:
+        """The id of the article in `index` with this story, if any (older indexes lack the key: read the file)."""
+        from .articles import story_key
+
+        for info in index.articles.values():
+            key = info.content
+            if key is None:
+                try:
+                    key = story_key(read_article(Path(info.path), info.id, self.settings.max_article_bytes))
+                except QAError:
+                    continue
+            if key == content:
+                return info.id
+        return None
+
+
+def _rows_of(index: StoredIndex, articles: Sequence[str] | None) -> np.ndarray | None:
+    """Passage rows of the given articles (None: every row); ArticleNotFoundError for an unknown id."""
+    if articles is None:
+        return None
+    known = index.articles
+    unknown = [a for a in articles if a not in known]
+    if unknown:
+        raise ArticleNotFoundError(
+            f"No article {unknown[0]!r} in the index ({len(known)} article(s)); `qa list` or GET /api/articles "
+            "lists their ids.")
+    return index.rows_of(articles)

@@ -27,7 +27,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from .auth import LoginThrottle, basic_credentials, check_password
-from .errors import ConfigError, QAError, http_status
+from .collection import MAX_PAGE_BYTES
+from .errors import ConfigError, DuplicateArticleError, QAError, http_status
 from .validation import MAX_K, AskRequest, parse_ask_request
 from .workers import INTERNAL_ERROR, AskPool, answer_json
 
@@ -35,6 +36,7 @@ KIB, MIB = 1024, 1024 * 1024
 # request body caps by path prefix (the first that matches); the default covers every other route
 BODY_LIMITS: tuple[tuple[str, int], ...] = (
     ("/api/ask", 2 * MIB),  # a question with up to 50 earlier messages of 8,000 characters
+    ("/api/articles", 12 * MIB),  # an HTML page of up to 5 MB, JSON-escaped
     ("/login", 16 * KIB),
     ("/gradio_api/upload", 8 * MIB),  # an article file (text or an HTML page)
     ("/gradio_api/", 4 * MIB),  # the chat's events carry the chat so far
@@ -83,6 +85,18 @@ class Service:
 def json_response(status: int, body: dict | bytes, headers: dict[str, str] | None = None) -> Response:
     data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode("utf-8")
     return Response(data, status_code=status, media_type="application/json", headers=headers)
+
+
+def storage_is_persistent(engine) -> bool:
+    """False on a Hugging Face Space whose articles folder is not on its persistent storage (/data): added
+    articles are then lost when the Space restarts."""
+    if not os.environ.get("SPACE_ID"):
+        return True
+    try:
+        folder = engine.articles_folder().resolve()
+    except QAError:
+        return False
+    return folder.is_relative_to("/data")
 
 
 def client_address(scope: dict) -> str:
@@ -152,6 +166,56 @@ def api_routes(service: Service):
             return json_response(http_status(exc), {"error": str(exc)})
         status, body = await service.answer(ask)
         return json_response(status, body)
+
+    @api.get("/api/articles")
+    async def api_articles(request: Request):
+        """The articles of the index, with their passage counts and the limits for adding."""
+        refused = check_login(service, request)
+        if refused is not None:
+            return refused
+        articles = await asyncio.to_thread(service.engine.list_articles)
+        settings = service.engine.settings
+        return json_response(200, {"articles": articles, "count": len(articles),
+                                   "limits": {"article_bytes": settings.max_article_bytes, "page_bytes": MAX_PAGE_BYTES,
+                                              "articles": settings.max_articles},
+                                   "persistent": storage_is_persistent(service.engine)})
+
+    @api.post("/api/articles")
+    async def api_add_article(request: Request):
+        """{"text": str, "title"?, "date"?: "YYYY-MM-DD", "url"?, "source"?, "format"?: auto|text|markdown|html}
+        -> 201 and the article's entry; 409 for a duplicate (with the existing id)."""
+        refused = check_login(service, request)
+        if refused is not None:
+            return refused
+        payload, error = await read_json(request, body_limit("/api/articles"))
+        if error is not None:
+            return error
+        fields = ("text", "title", "date", "url", "source", "format")
+        if not isinstance(payload, dict) or "text" not in payload or set(payload) - set(fields):
+            return json_response(400, {"error": f'Send a JSON object with "text" and optionally {list(fields[1:])}, '
+                                                'e.g. {"text": "The story...", "title": "Headline", "date": "2024-05-01"}.'})
+        try:
+            entry = await asyncio.to_thread(
+                service.engine.add_article, payload["text"], title=payload.get("title"), date=payload.get("date"),
+                url=payload.get("url"), source=payload.get("source"), fmt=payload.get("format") or "auto",
+                log=service.log)
+        except QAError as exc:
+            body = {"error": str(exc)}
+            if isinstance(exc, DuplicateArticleError):
+                body["article"] = exc.article_id
+            return json_response(http_status(exc), body)
+        return json_response(201, entry)
+
+    @api.delete("/api/articles/{article_id:path}")
+    async def api_remove_article(request: Request, article_id: str):
+        refused = check_login(service, request)
+        if refused is not None:
+            return refused
+        try:
+            entry = await asyncio.to_thread(service.engine.remove_article, article_id, log=service.log)
+        except QAError as exc:
+            return json_response(http_status(exc), {"error": str(exc)})
+        return json_response(200, {"removed": entry["article"], **entry})
 
     @api.get("/api/health")
     async def api_health():

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .articles import story_key
 from .chunking import chunk_article
 from .embedding import content_mask
 from .errors import IndexCorruptError, IndexMissingError, IndexWriteError
@@ -170,7 +171,7 @@ def embed_chunks(chunks: Sequence[Chunk], embedder, *, progress: bool = False, b
 
 
 def build_index(
-    articles: Sequence[Article],
+    articles: Sequence[Article | ArticleInfo],
     *,
     embedder,
     model: str,
@@ -182,7 +183,8 @@ def build_index(
     before_embedding: Callable[[Sequence[Chunk]], None] | None = None,
 ) -> StoredIndex:
     """Chunk and embed `articles`. Articles whose file is unchanged since `previous` (same sha256, same
-    model and chunking) keep their passages and vectors: only changed articles are embedded.
+    model and chunking) keep their passages and vectors: only changed articles are embedded. An ArticleInfo of
+    `previous` stands for an article kept as it is (adding or removing one article reads no other file).
     `before_embedding(chunks)` is called once every passage is known and before any is embedded."""
     old_rows: dict[tuple[str, str], list[int]] = {}
     if previous is not None and previous.model == model and previous.chunking == chunking:
@@ -193,13 +195,18 @@ def build_index(
     vectors: list[ChunkVectors | None] = []
     infos: dict[str, ArticleInfo] = {}
     for article in articles:
-        infos[article.id] = ArticleInfo(article.id, article.path, article.title, article.date, article.sha256,
-                                        article.url, article.source)
+        if isinstance(article, ArticleInfo):  # an article of `previous`, kept as it is (adding or removing others)
+            infos[article.id] = article
+        else:
+            infos[article.id] = ArticleInfo(article.id, article.path, article.title, article.date, article.sha256,
+                                            article.url, article.source, story_key(article))
         kept = old_rows.get((article.id, article.sha256))
         if kept is not None:
             chunks.extend(previous.chunks[r] for r in kept)
             vectors.extend(previous.vectors_of(r) for r in kept)
             continue
+        if isinstance(article, ArticleInfo):
+            raise ValueError(f"article {article.id} is not in the previous index, so it must be given as an Article")
         new = chunk_article(article, max_tokens=chunking["max_tokens"], count_tokens=embedder.count_tokens,
                             max_sentences=chunking["max_sentences"])
         chunks.extend(new)
@@ -461,7 +468,7 @@ def _manifest_problem(manifest: object) -> str | None:
             return f"'files'[{name!r}] needs a 'sha256' string and a 'bytes' count"
     for a in manifest["articles"]:
         if not all(isinstance(a[k], str) for k in ("id", "path", "title", "sha256")) \
-                or not all(isinstance(a.get(k), (str, type(None))) for k in ("date", "url", "source")):
+                or not all(isinstance(a.get(k), (str, type(None))) for k in ("date", "url", "source", "content")):
             return "an entry of 'articles' has a field of the wrong type"
     if not all(isinstance(x, str) for x in manifest["sources"]):
         return "'sources' must be a list of paths"
@@ -504,7 +511,7 @@ def _load(folder: Path, manifest: dict) -> StoredIndex:
         token_sentence = np.load(folder / parts["token_sentences"], allow_pickle=False)
         lexical = LexicalIndex.load(folder / parts["lexical"])
         articles = {a["id"]: ArticleInfo(a["id"], _abs(a["path"], base), a["title"], a["date"], a["sha256"],
-                                         a.get("url"), a.get("source")) for a in manifest["articles"]}
+                                         a.get("url"), a.get("source"), a.get("content")) for a in manifest["articles"]}
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexCorruptError(f"The index in {folder}/ cannot be read ({type(exc).__name__}: {exc}); {REBUILD_HINT}.") from None
     if (dense.ntotal != len(chunks) or len(sentence_vectors) != sum(len(c.sentences) for c in chunks)

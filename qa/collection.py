@@ -1,0 +1,191 @@
+"""Articles staff add: check the text (plain, Markdown or an HTML page) and its identity, name it by its content,
+and store it as a plain-text file in the articles folder.
+
+The stored file is the citation source, so every offset in an answer indexes it exactly. Its first lines hold
+the identity as `key: value` front matter (title, date, source, url), which the article reader takes back, so
+`qa build` rebuilds an index with the same titles and links from the files alone. Everything refused gets an
+ArticleError (4xx) naming the problem and the limit, before anything is written.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import re
+import unicodedata
+import urllib.parse
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from .articles import decode_article, parse_article, story_key
+from .errors import ArticleError, ArticleTooLargeError
+
+Format = Literal["auto", "text", "markdown", "html"]
+MAX_PAGE_BYTES = 5_000_000  # an HTML page as pasted or uploaded; its story text has the article limit
+MAX_TITLE_CHARS = 300
+MIN_PAGE_WORDS = 25  # fewer words of prose than this in a page is a menu or a footer, not a story
+MAX_URL_CHARS = 2048
+_URL = re.compile(r"https?://[^\s<>\"'`\\]+", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class NewArticle:
+    """An article ready to be stored: its id, the file's text (front matter, blank line, story) and identity."""
+
+    id: str
+    raw: str
+    title: str
+    date: str | None
+    url: str | None
+    source: str | None
+    content: str  # content_key of the story: equal for the same story pasted twice
+
+
+def slug(text: str, limit: int = 48) -> str:
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode()
+    return re.sub(r"[^a-z0-9]+", "-", ascii_text.lower()).strip("-")[:limit].rstrip("-")
+
+
+def article_id(title: str, content: str) -> str:
+    """`<title slug>-<12 hex of the content key>`: stable, readable in a list, no path characters."""
+    return f"{slug(title) or 'article'}-{content[:12]}"
+
+
+def _check_field(value: object, what: str, limit: int) -> str | None:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if not isinstance(value, str):
+        raise ArticleError(f"The {what} must be text, not {type(value).__name__}.")
+    text = " ".join(value.split())
+    if len(text) > limit:
+        raise ArticleError(f"The {what} is {len(text):,} characters long; the limit is {limit:,}.")
+    if any(unicodedata.category(c) in ("Cc", "Cs") for c in text):
+        raise ArticleError(f"The {what} contains a control character; remove it.")
+    if re.search(r"[<>]", text):
+        raise ArticleError(f"The {what} {text[:60]!r} contains markup (< or >); give it as plain text.")
+    if "\\" in text or "../" in text or text.startswith("/"):
+        raise ArticleError(f"The {what} {text[:60]!r} looks like a file path; give it as plain text.")
+    return text
+
+
+def check_url(url: object) -> str | None:
+    if url is None or isinstance(url, str) and not url.strip():
+        return None
+    if not isinstance(url, str):
+        raise ArticleError(f"The URL must be text, not {type(url).__name__}.")
+    text = url.strip()
+    if len(text) > MAX_URL_CHARS:
+        raise ArticleError(f"The URL is {len(text):,} characters long; the limit is {MAX_URL_CHARS:,}.")
+    parts = urllib.parse.urlsplit(text) if _URL.fullmatch(text) else None
+    if parts is None or not parts.netloc or any(unicodedata.category(c) in ("Cc", "Cs") for c in text):
+        raise ArticleError(f"The URL {text[:80]!r} is not an http(s) address; give the story's address, e.g. "
+                           "https://example.com/news/story, or leave it out.")
+    return text
+
+
+def check_date(date: object) -> str | None:
+    if date is None or date == "":
+        return None
+    if not isinstance(date, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", date.strip()):
+        raise ArticleError(f"The date must be YYYY-MM-DD, e.g. 2024-05-01, not {str(date)[:40]!r}.")
+    try:
+        return _dt.date.fromisoformat(date.strip()).isoformat()
+    except ValueError:
+        raise ArticleError(f"{date!r} is not a real date; give YYYY-MM-DD.") from None
+
+
+def check_text(text: object, what: str = "article") -> str:
+    """The text as a str: bytes must be UTF-8; no NUL or other control characters but tabs and line breaks."""
+    if isinstance(text, (bytes, bytearray)):
+        text = decode_article(bytes(text), f"The {what}")
+    if not isinstance(text, str):
+        raise ArticleError(f"The {what} must be text, not {type(text).__name__}.")
+    for i, ch in enumerate(text):
+        if "\ud800" <= ch <= "\udfff":
+            raise ArticleError(f"The {what} is not valid Unicode text (U+{ord(ch):04X} at character {i + 1}); send UTF-8.")
+        if unicodedata.category(ch) == "Cc" and ch not in "\t\n\r\f":
+            raise ArticleError(f"The {what} contains the control character U+{ord(ch):04X} at character {i + 1}; "
+                               "is it really text? Remove it.")
+    if not text.strip():
+        raise ArticleError(f"The {what} is empty; paste the story's text, or upload a .txt, .md or .html file.")
+    return text
+
+
+def _prose_words(text: str) -> int:
+    """Words in lines that read as prose (end like a sentence): menus and link lists do not."""
+    return sum(len(line.split()) for line in text.splitlines() if line.rstrip().endswith(tuple(".!?\"'”’)")))
+
+
+def _size(n: int) -> str:
+    return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.0f} KB"
+
+
+def prepare_article(text: object, *, title: object = None, date: object = None, url: object = None,
+                    source: object = None, fmt: Format = "auto", max_bytes: int = 1_000_000) -> NewArticle:
+    """Check an article staff add and make its file's text; ArticleError (or ArticleTooLargeError) otherwise.
+    An HTML page's story and identity are extracted (qa/extract.py); explicit title, date, url and source win
+    over the page's."""
+    if fmt not in ("auto", "text", "markdown", "html"):
+        raise ArticleError(f"The format must be text, markdown, html or auto, not {fmt!r}.")
+    raw_size = len(text) if isinstance(text, (bytes, bytearray)) else len(text.encode("utf-8", "surrogatepass")) \
+        if isinstance(text, str) else 0
+    from .extract import looks_like_html
+
+    is_html = fmt == "html" or fmt == "auto" and (
+        looks_like_html(text.decode("utf-8", "replace") if isinstance(text, (bytes, bytearray)) else text)
+        if isinstance(text, (str, bytes, bytearray)) else False)
+    limit = MAX_PAGE_BYTES if is_html else max_bytes
+    if raw_size > limit:
+        raise ArticleTooLargeError(f"The {'page' if is_html else 'article'} is {_size(raw_size)}; the limit is "
+                                   f"{_size(limit)} {'per page' if is_html else 'per article'}.")
+    title, source = _check_field(title, "title", MAX_TITLE_CHARS), _check_field(source, "source", MAX_TITLE_CHARS)
+    url, date = check_url(url), check_date(date)
+    if is_html:
+        from .extract import extract_html
+
+        page = text if isinstance(text, (bytes, bytearray)) else check_text(text, "page")
+        found = extract_html(page)
+        if not found.text or _prose_words(found.text) < MIN_PAGE_WORDS:
+            raise ArticleError("No story text found in the HTML page (only navigation, links or scripts); paste the "
+                               "story's text instead.")
+        story = check_text(found.text)
+        title = title or _check_field(found.title, "title", MAX_TITLE_CHARS)
+        date = date or found.date
+        source = source or _check_field(found.source, "source", MAX_TITLE_CHARS)
+        url = url or (check_url(found.url) if found.url else None)
+    else:
+        story = check_text(text)
+    story = story.replace("\r\n", "\n").replace("\r", "\n").strip("\n")
+    if len(story.encode("utf-8")) > max_bytes:
+        raise ArticleTooLargeError(f"The article's text is {_size(len(story.encode('utf-8')))}; the limit is "
+                                   f"{_size(max_bytes)} per article.")
+    header = [f"{key}: {value}" for key, value in (("title", title), ("date", date), ("source", source), ("url", url))
+              if value]
+    raw = "\n".join(header) + ("\n\n" if header else "") + story + "\n"
+    article = parse_article(raw, article_id="new", path="the article", sha256="")  # ArticleError: no story text
+    content = story_key(article)
+    return NewArticle(article_id(article.title, content), raw, article.title, article.date, url, source, content)
+
+
+def write_article_file(folder: Path, article_id_: str, raw: str) -> Path:
+    """Store the article as <folder>/<id>.txt atomically (a temporary file, fsync, rename): a crash leaves the
+    whole file or none. Refuses to replace a different file of the same name. Call with the index's writer lock
+    held: temporary files of writes that died are removed first."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for leftover in folder.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
+    target = folder / f"{article_id_}.txt"
+    data = raw.encode("utf-8")
+    if target.exists() and target.read_bytes() != data:
+        raise ArticleError(f"{target} exists with other content; remove it or rename it first.")
+    tmp = folder / f".{article_id_}.{os.getpid()}.tmp"
+    try:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
