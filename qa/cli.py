@@ -92,16 +92,75 @@ def cmd_ask(args: argparse.Namespace) -> int:
         print(json.dumps(result, ensure_ascii=False, indent=2) if args.json else format_answer(result))
         return 0
     failed = 0
-    for question, problem in _stdin_lines():
+    for line, problem in _stdin_lines():
+        question: object = line
         try:
             if problem is not None:
                 raise QuestionError(problem)
-            out = engine.ask(question, args.k, articles=articles).to_json()
-        except QuestionError as exc:
+            request = _line_request(line, args.k, articles, settings.max_question_chars)
+            question = request.question
+            out = engine.ask(request.question, request.k, history=request.history, articles=request.articles).to_json()
+        except QAError as exc:
             failed += 1
-            out = {"question": question.encode("utf-8", "replace").decode("utf-8"), "error": str(exc)}
+            shown = question if isinstance(question, str) else line
+            out = {"question": shown.encode("utf-8", "replace").decode("utf-8"), "error": str(exc)}
         print(json.dumps(out, ensure_ascii=False), flush=True)
     return 1 if failed else 0
+
+
+def _line_request(line: str, k: int | None, articles, max_chars: int):
+    """One line of `qa ask -`: a plain question, or a JSON request {"question", "history"?, "k"?, "article"?}."""
+    from .validation import AskRequest, check_question, parse_ask_request
+
+    if line.lstrip().startswith("{"):
+        try:
+            payload = json.loads(line)
+        except (ValueError, RecursionError):
+            raise QuestionError('The line starts with "{" but is not JSON; send {"question": "...", "history": [...]}.') from None
+        request = parse_ask_request(payload, max_question_chars=max_chars, max_k=50)
+        return AskRequest(request.question, request.k or k, request.history,
+                          request.articles if request.articles is not None else articles)
+    return AskRequest(check_question(line, max_chars), k, (), articles)
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    """An interactive chat in the terminal: follow-up questions understood in context."""
+    from .conversation import reply_text
+    from .engine import Engine
+    from .validation import Turn
+
+    try:
+        import readline  # noqa: F401 - line editing and the session's input history for input()
+    except ImportError:
+        pass
+    engine = Engine.open(_settings(args), progress=_progress())
+    history: list[Turn] = []
+    print("Ask about the article(s). /new starts a new conversation; Ctrl-D quits.", file=sys.stderr)
+    while True:
+        try:
+            line = input("> ")
+        except EOFError:
+            print(file=sys.stderr)
+            return 0
+        except KeyboardInterrupt:
+            print(file=sys.stderr)
+            continue
+        if line.strip() == "/new":
+            history = []
+            print("(a new conversation)", file=sys.stderr)
+            continue
+        if not line.strip():
+            continue
+        try:
+            result = engine.ask(line, args.k, history=history[-12:], articles=args.article or None).to_json()
+        except QAError as exc:
+            print(f"qa: {exc}", file=sys.stderr)
+            continue
+        if result["interpreted_as"] != result["question"]:
+            print(f"Understood as: {result['interpreted_as']}")
+        print(format_answer(result), flush=True)
+        print()
+        history += [Turn("user", line.strip()), Turn("assistant", reply_text(result))]
 
 
 def _stderr_if_waiting(message: str) -> None:
@@ -154,10 +213,33 @@ def cmd_remove(args: argparse.Namespace) -> int:
     return 0
 
 
+def _asker(args: argparse.Namespace, articles=None, warm: str | None = None):
+    """ask(question, history, article) -> answer JSON: through a running app (--url) or an engine of our own."""
+    if args.url:
+        from .client import ask_remote
+
+        auth = (args.user, os.environ.get("QA_PASSWORD", "")) if args.user else None
+        return lambda q, history=None, article=None: ask_remote(args.url, q, args.k, auth=auth, history=history,
+                                                                article=article)
+    from .engine import Engine
+    from .validation import check_history
+
+    overrides = {k2: getattr(args, k2) for k2 in ("dense_weight", "maxsim_weight", "abstain_below", "max_sentences", "candidates", "rerank")}
+    index = args.index or (".bench/squad-index" if args.squad else None)
+    settings = _settings(argparse.Namespace(index=index, model=args.model, backend=args.backend), **overrides)
+    engine = Engine.open(settings, articles=articles, sources=[args.squad] if args.squad else None,
+                         progress=_progress(), method=args.method)
+    if warm:
+        engine.ask(warm, args.k)  # warm-up: the first call pays one-off costs
+    return lambda q, history=None, article=None: engine.ask(q, args.k, history=check_history(history)).to_json()
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluation import check_thresholds, compute_metrics, load_gold, per_question, sample, squad_corpus
+    from .evaluation import check_thresholds, compute_metrics, is_conversation_file, load_gold, per_question, sample, squad_corpus
 
     articles = None
+    if args.gold and is_conversation_file(args.gold):
+        return _eval_conversations(args)
     if args.squad:
         articles, golds = squad_corpus(args.squad)
     elif args.gold:
@@ -168,36 +250,22 @@ def cmd_eval(args: argparse.Namespace) -> int:
     k = args.k
     results: list[dict] = []
     latencies: list[float] = []
+    ask = _asker(args, articles, golds[0].question)
+
+    def one(g):
+        t = time.perf_counter()
+        r = ask(g.question)
+        return r, time.perf_counter() - t
+
     if args.url:
         from concurrent.futures import ThreadPoolExecutor
 
-        from .client import ask_remote
-
-        auth = (args.user, os.environ.get("QA_PASSWORD", "")) if args.user else None
-
-        def one(g):
-            t = time.perf_counter()
-            r = ask_remote(args.url, g.question, k, auth=auth)
-            return r, time.perf_counter() - t
-
         with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-            for r, dt in pool.map(one, golds):
-                results.append(r)
-                latencies.append(dt)
+            outcomes = list(pool.map(one, golds))
     else:
-        from .engine import Engine
-
-        overrides = {k2: getattr(args, k2) for k2 in ("dense_weight", "maxsim_weight", "abstain_below", "max_sentences", "candidates", "rerank")}
-        index = args.index or (".bench/squad-index" if args.squad else None)
-        settings = _settings(argparse.Namespace(index=index, model=args.model, backend=args.backend), **overrides)
-        engine = Engine.open(settings, articles=articles, sources=[args.squad] if args.squad else None,
-                             progress=_progress(), method=args.method)
-        engine.ask(golds[0].question, k)  # warm-up: the first call pays one-off costs
-        for g in golds:
-            t = time.perf_counter()
-            r = engine.ask(g.question, k).to_json()
-            latencies.append(time.perf_counter() - t)
-            results.append(r)
+        outcomes = [one(g) for g in golds]
+    results = [r for r, _ in outcomes]
+    latencies = [dt for _, dt in outcomes]
     metrics = compute_metrics(golds, results, latencies, k)
     rows = per_question(golds, results)
     if args.output:
@@ -231,6 +299,53 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 1 if failures else 0
 
 
+def _eval_conversations(args: argparse.Namespace) -> int:
+    """`qa eval CONVERSATIONS.jsonl`: each turn asked with the service's own earlier replies as history."""
+    from .evaluation import conversation_metrics, conversation_rows, load_conversations, squad_corpus
+
+    conversations = load_conversations(args.gold)
+    articles = squad_corpus(args.squad)[0] if args.squad else None
+    ask = _asker(args, articles, conversations[0].turns[0].question)
+    from .evaluation import run_conversation
+
+    if args.url:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+            results = list(pool.map(lambda c: run_conversation(c, ask), conversations))
+    else:
+        results = [run_conversation(c, ask) for c in conversations]
+    metrics = conversation_metrics(conversations, results)
+    rows = conversation_rows(conversations, results)
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            for row, r in zip(rows, [r for res in results for r in res]):
+                fh.write(json.dumps({**row, "result": r}, ensure_ascii=False) + "\n")
+    if args.json:
+        print(json.dumps({"metrics": metrics, "misses": [r for r in rows if not r["ok"]]}, ensure_ascii=False, indent=2))
+        return 0
+    misses = [r for r in rows if not r["ok"]]
+    if misses and not args.quiet:
+        print(f"Misses ({len(misses)}):")
+        for r in misses[: args.show]:
+            want = "(not in the article: should abstain)" if r["expected"] is None else f"expected {r['evidence'][0]!r}"
+            print(f"- {r['id']} [{r['kind']}] {r['question']!r}: {want}; {'abstained' if r['abstained'] else 'answered'}")
+            if r["interpreted_as"] != r["question"]:
+                print(f"    understood as: {r['interpreted_as']!r}")
+            if r["top_passage"]:
+                print(f"    top passage: {r['top_passage'][:120]!r}")
+        print()
+    for part in ("first_turn", "follow_up"):
+        m = metrics[part]
+        if m["turns"]:
+            print(f"{part:<12}  turns {m['turns']:>3}  hit@1 {m['hit@1']:.3f}  answer accuracy {m['answer_accuracy']:.3f}  "
+                  f"false abstentions {m['false_abstentions']:.3f}")
+    a = metrics["abstention"]
+    if a["turns"]:
+        print(f"{'abstention':<12}  turns {a['turns']:>3}  correct abstentions {a['correct_abstentions']:.3f}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qa", description="Question answering over news articles, with cited passages.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -252,6 +367,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--no-rebuild", action="store_true", help="refuse a stale index instead of rebuilding it")
     a.add_argument("--article", action="append", metavar="ID", help="answer from this article only (repeat for several)")
     a.set_defaults(func=cmd_ask)
+
+    ch = sub.add_parser("chat", parents=[common], help="an interactive chat: follow-up questions understood in context")
+    ch.add_argument("-k", type=int, default=None, help="passages to show (QA_TOP_K, default 3)")
+    ch.add_argument("--article", action="append", metavar="ID", help="talk about this article only (repeat for several)")
+    ch.add_argument("--no-rebuild", action="store_true", help="refuse a stale index instead of rebuilding it")
+    ch.set_defaults(func=cmd_chat)
 
     ad = sub.add_parser("add", parents=[common], help="add an article (text, Markdown or an HTML page) to the index")
     ad.add_argument("file", help="the article's file, or - for standard input")

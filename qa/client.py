@@ -37,9 +37,10 @@ def _drop_connection(scheme: str, netloc: str) -> None:
         conn.close()
 
 
-def ask_remote(url: str, question: str, k: int = 3, *, auth: tuple[str, str] | None = None, timeout: float = 60) -> dict:
-    """POST {"question", "k"} to URL/api/ask: the same JSON as `qa ask --json`. With `auth` (user, password),
-    HTTP Basic credentials for an app started with QA_AUTH."""
+def ask_remote(url: str, question: str, k: int = 3, *, auth: tuple[str, str] | None = None, timeout: float = 60,
+               history: list[dict] | None = None, article: str | list[str] | None = None) -> dict:
+    """POST {"question", "k", "history"?, "article"?} to URL/api/ask: the same JSON as `qa ask --json`. With
+    `auth` (user, password), HTTP Basic credentials for an app started with QA_AUTH."""
     parts = urllib.parse.urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise RemoteError(f"{url!r} is not an http(s) URL; give the app's address, e.g. http://127.0.0.1:7860.")
@@ -47,7 +48,12 @@ def ask_remote(url: str, question: str, k: int = 3, *, auth: tuple[str, str] | N
     headers = {"Content-Type": "application/json"}
     if auth:
         headers["Authorization"] = "Basic " + base64.b64encode(f"{auth[0]}:{auth[1]}".encode()).decode()
-    body = json.dumps({"question": question, "k": k})
+    payload: dict = {"question": question, "k": k}
+    if history:
+        payload["history"] = history
+    if article is not None:
+        payload["article"] = article
+    body = json.dumps(payload)
     for attempt in (1, 2):  # a kept-alive connection the server has closed meanwhile fails once; reconnect
         conn = _connection(parts.scheme, parts.netloc, timeout)
         try:

@@ -34,6 +34,7 @@ from .errors import (
     StaleIndexError,
 )
 from .locks import read_lock, write_lock
+from .conversation import follow_up_boost, resolve
 from .grounding import unrecognised_words
 from .retrieval import FusionMethod, Query, Retriever
 from .store import (
@@ -344,9 +345,13 @@ class Engine:
             shown = ", ".join(repr(w) for w in unknown[:3])
             return Answer(text, True, None, None, (), f"The question has no word I recognise ({shown}); ask it in plain words.",
                           details="none of its words is in the articles or in the model's vocabulary")
-        query = self.query(text, index)
-        hits = serving.retriever.search(query, k, rows=rows)
-        answer = compose_answer(text, hits, index, k=k, abstain_below=self.settings.abstain_below, corrected=query.text)
+        resolution = resolve(text, history) if history else None
+        asked = resolution.interpreted_as if resolution else text
+        query = self.query(resolution.search_text if resolution else text, index)
+        boost = follow_up_boost(index, resolution.follows) if resolution and resolution.follows else None
+        hits = serving.retriever.search(query, k, rows=rows, boost=boost)
+        answer = compose_answer(asked, hits, index, k=k, abstain_below=self.settings.abstain_below, corrected=query.text)
+        answer = replace(answer, question=text, interpreted_as=asked)
         return self._flag_stale(answer, index)
 
     def _flag_stale(self, answer: Answer, index: StoredIndex) -> Answer:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -225,3 +225,118 @@ def sample(golds: Sequence[GoldQuestion], n: int | None, seed: int) -> list[Gold
     if n is None or n >= len(golds):
         return list(golds)
     return random.Random(seed).sample(list(golds), n)
+
+
+# --- conversations ----------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GoldConversation:
+    """A conversation gold line: {"id", "turns": [{"question", "answer", "evidence", "kind"?, "interpreted_as"?}],
+    "article"?}. Each turn is scored like a gold question (`turns`), asked with the service's own earlier replies
+    as history."""
+
+    id: str
+    turns: tuple[GoldQuestion, ...]
+    kinds: tuple[str | None, ...]
+    rewrites: tuple[str | None, ...]  # the self-contained question a careful reader would have asked
+
+
+def is_conversation_file(path: str | Path) -> bool:
+    """True when the file's first line is a conversation (it has "turns")."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            first = next((line for line in f if line.strip()), "")
+        return isinstance(json.loads(first), dict) and "turns" in json.loads(first)
+    except (OSError, ValueError):
+        return False
+
+
+def load_conversations(path: str | Path) -> list[GoldConversation]:
+    """Read a conversation gold file; errors name the line and the problem."""
+    p = Path(path)
+    try:
+        lines = p.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise GoldSetError(f"{p}: cannot read the conversations ({exc}).") from None
+    out: list[GoldConversation] = []
+    for n, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as exc:
+            raise GoldSetError(f"{p}:{n}: not JSON ({exc}).") from None
+        if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not isinstance(row.get("turns"), list) \
+                or not row["turns"]:
+            raise GoldSetError(f'{p}:{n}: each line needs an "id" string and a non-empty "turns" list.')
+        turns, kinds, rewrites = [], [], []
+        for t, turn in enumerate(row["turns"], start=1):
+            if not isinstance(turn, dict) or not isinstance(turn.get("question"), str):
+                raise GoldSetError(f'{p}:{n}: turn {t} needs a "question" string.')
+            answer, evidence = turn.get("answer"), turn.get("evidence", [])
+            if answer is not None and (not isinstance(answer, str) or not evidence):
+                raise GoldSetError(f'{p}:{n}: turn {t}: an answerable turn needs an "answer" string and "evidence" quotes.')
+            if not isinstance(evidence, list) or not all(isinstance(e, str) and e.strip() for e in evidence):
+                raise GoldSetError(f'{p}:{n}: turn {t}: "evidence" must be a list of non-empty strings.')
+            turns.append(GoldQuestion(f"{row['id']}/{t}", turn["question"], answer, tuple(evidence), row.get("article")))
+            kinds.append(turn.get("kind"))
+            rewrites.append(turn.get("interpreted_as"))
+        out.append(GoldConversation(row["id"], tuple(turns), tuple(kinds), tuple(rewrites)))
+    if not out:
+        raise GoldSetError(f"{p}: the file has no conversations.")
+    return out
+
+
+def run_conversation(conversation: GoldConversation, ask: Callable[[str, list[dict]], dict]) -> list[dict]:
+    """Ask each turn with the service's own earlier replies as history (chat messages, oldest first)."""
+    from .conversation import reply_text
+
+    history: list[dict] = []
+    results = []
+    for turn in conversation.turns:
+        result = ask(turn.question, list(history))
+        results.append(result)
+        history += [{"role": "user", "content": turn.question}, {"role": "assistant", "content": reply_text(result)}]
+    return results
+
+
+def conversation_metrics(conversations: Sequence[GoldConversation], results: Sequence[Sequence[dict]]) -> dict:
+    """First turns, follow-ups (answerable later turns) and abstentions (turns the article does not answer,
+    asked mid-conversation or first): a follow-up counts as answered from the right passage when the top
+    passage holds its evidence and the service did not abstain."""
+    first, follow, refuse = [], [], []
+    for conv, res in zip(conversations, results):
+        for i, (gold, r) in enumerate(zip(conv.turns, res)):
+            if not gold.answerable:
+                refuse.append((gold, r))
+            elif i == 0:
+                first.append((gold, r))
+            else:
+                follow.append((gold, r))
+
+    def part(pairs: list) -> dict:
+        n = len(pairs)
+        if not n:
+            return {"turns": 0}
+        top = [first_hit_rank(r, g) == 1 and not r["abstained"] for g, r in pairs]
+        return {"turns": n, "hit@1": round(sum(top) / n, 4),
+                "answer_accuracy": round(sum(answer_correct(r, g) for g, r in pairs) / n, 4),
+                "false_abstentions": round(sum(r["abstained"] for _, r in pairs) / n, 4)}
+
+    return {"conversations": len(conversations), "turns": sum(len(c.turns) for c in conversations),
+            "first_turn": part(first), "follow_up": part(follow),
+            "abstention": {"turns": len(refuse), "correct_abstentions":
+                           round(sum(r["abstained"] for _, r in refuse) / len(refuse), 4) if refuse else None}}
+
+
+def conversation_rows(conversations: Sequence[GoldConversation], results: Sequence[Sequence[dict]]) -> list[dict]:
+    """One record per turn, for --output and for printing misses."""
+    rows = []
+    for conv, res in zip(conversations, results):
+        for gold, kind, rewrite, r in zip(conv.turns, conv.kinds, conv.rewrites, res):
+            row = per_question([gold], [r])[0]
+            if gold.answerable:
+                row["ok"] = first_hit_rank(r, gold) == 1 and not r["abstained"]
+            row.update(kind=kind, gold_interpreted_as=rewrite, interpreted_as=r.get("interpreted_as"))
+            rows.append(row)
+    return rows

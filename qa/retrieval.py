@@ -13,6 +13,7 @@ settings were chosen"); the other methods stay for comparison.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -112,8 +113,9 @@ class Retriever:
         self.rerank = rerank
         self.method = method
 
-    def candidates_for(self, query: Query, rows: np.ndarray | None = None) -> Candidates:
-        """Each retriever's best passages, among `rows` when given (a question about some articles only)."""
+    def candidates_for(self, query: Query, rows: np.ndarray | None = None, extra: Sequence[int] = ()) -> Candidates:
+        """Each retriever's best passages, among `rows` when given (a question about some articles only), and the
+        `extra` rows."""
         index = self.index
         n = len(index.chunks)
         q = query.vector.reshape(1, -1).astype(np.float32)
@@ -128,7 +130,7 @@ class Retriever:
             d_rows = rows[_top(index.passage_vectors[rows] @ q[0], c)]
             best_bm25 = float(bm25[rows].max())
             l_rows = rows[_top(bm25[rows], c)] if best_bm25 > 0 else np.zeros(0, dtype=np.int64)
-        rows = np.unique(np.concatenate([d_rows, l_rows]).astype(np.int64))
+        rows = np.unique(np.concatenate([d_rows, l_rows, np.asarray(list(extra), dtype=np.int64)]).astype(np.int64))
         dense = index.passage_vectors[rows] @ q[0]
         lexical = bm25[rows] / best_bm25 if best_bm25 > 0 else np.zeros(len(rows), np.float32)
         first_s, last_s = index.sentence_first[rows], index.sentence_first[rows + 1]
@@ -155,13 +157,18 @@ class Retriever:
             out += 1 / (RRF_K + 1 + ranks)
         return out
 
-    def search(self, query: Query, k: int, rows: np.ndarray | None = None) -> list[Hit]:
-        """The k best passages for a question, best first, near-duplicates collapsed; among `rows` when given."""
+    def search(self, query: Query, k: int, rows: np.ndarray | None = None,
+               boost: Mapping[int, float] | None = None) -> list[Hit]:
+        """The k best passages for a question, best first, near-duplicates collapsed; among `rows` when given.
+        `boost` adds to the scores of some rows (a follow-up question: the passage of the answer it follows)."""
         index = self.index
         if not index.chunks or rows is not None and not len(rows):
             return []
-        cands = self.candidates_for(query, rows)
+        boost = dict(boost or {})
+        cands = self.candidates_for(query, rows, [r for r in boost if rows is None or r in set(rows.tolist())])
         first = self.first_stage(cands)
+        if boost:
+            first = first + np.array([boost.get(int(r), 0.0) for r in cands.rows])
         order = np.argsort(-first, kind="stable")
         late = np.full(len(cands.rows), np.nan)
         score = first.astype(np.float64).copy()
@@ -173,6 +180,8 @@ class Retriever:
             late[top] = interaction.passage
             score -= 10.0  # the passages not reranked go below every reranked one
             score[top] = np.where(np.isnan(late[top]), first[top], a * late[top] + (1 - a) * first[top])
+            if boost:  # the rerank replaced most of the first-stage score: the boost counts in full again
+                score[top] += a * np.array([boost.get(int(r), 0.0) for r in cands.rows[top]])
             order = np.argsort(-score, kind="stable")
         hits: list[Hit] = []
         kept_vectors: list[np.ndarray] = []

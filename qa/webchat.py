@@ -32,14 +32,16 @@ class ChatHandlers:
             payload["article"] = article
         return parse_ask_request(payload, max_question_chars=self.engine.settings.max_question_chars, max_k=MAX_K)
 
-    def ask(self, question: str, k: int = DEFAULT_K) -> dict:
+    def ask(self, question: str, k: int = DEFAULT_K, history: list | None = None, article: str | list | None = None) -> dict:
         """Answer a question about the articles: the answer sentence with its citation and the k best passages
         (exact character spans into the article files), or an abstention with its reason. The same JSON as
-        `qa ask --json`. With gradio_client, pass `download_files=False` to Client: it takes any dict with a
-        "path" key (the citations) for a file to download."""
+        `qa ask --json`. `history`: earlier chat messages, oldest first ([{"role": "user" | "assistant",
+        "content": str}]), for follow-up questions; `article`: an article id (or a list) to answer from. With
+        gradio_client, pass `download_files=False` to Client: it takes any dict with a "path" key (the
+        citations) for a file to download."""
         gr = self.gr
         try:
-            request = self._request(question, k)
+            request = self._request(question, k, history, article)
             return self.engine.ask(request.question, request.k, history=request.history,
                                    articles=request.articles).to_json()
         except QAError as exc:

@@ -1,0 +1,116 @@
+"""Follow-up questions: the resolver's rules on hand-made conversations, the engine answering in context with
+the real model, and the conversation gold sets scored through `qa eval`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from helpers import seed_engine  # noqa: F401 - fixture
+from qa.conversation import REFUSAL_PREFIX, follow_up_boost, needs_context, reply_text, resolve
+from qa.evaluation import is_conversation_file, load_conversations
+from qa.validation import Turn
+
+ROOT = Path(__file__).resolve().parent.parent
+VICTIMS_SENTENCE = ('"This investigation remains open and ongoing, but I can confirm that to date, we have not identified any '
+                    'migrants claiming to be the victim of sexual assault or any form of sexual misconduct by CPD members," '
+                    'Kersten said.')
+KERSTEN = "The chief administrator of COPA, Andrea Kersten, said the agency received information on July 6 about an allegation."
+
+
+def history(*pairs: tuple[str, str]) -> list[Turn]:
+    out = []
+    for q, a in pairs:
+        out += [Turn("user", q), Turn("assistant", a)]
+    return out
+
+
+@pytest.mark.parametrize(("question", "leans"), [
+    ("Who said that?", True), ("What is her role?", True), ("Who leads it?", True), ("Why?", True),
+    ("How come?", True), ("And in the 19th District?", True), ("and in the shelters", True), ("From who?", True),
+    ("Which agency is investigating the claims?", False), ("Was there a complaint about another district?", False),
+    ("What is a good recipe for deep dish pizza?", False), ("When did COPA receive the information?", False),
+])
+def test_which_questions_lean_on_the_conversation(question, leans):
+    assert needs_context(question) is leans
+
+
+def test_a_self_contained_question_is_taken_as_it_is_mid_conversation():
+    h = history(("Were any victims identified?", VICTIMS_SENTENCE))
+    r = resolve("What is a good recipe for deep dish pizza?", h)
+    assert r.interpreted_as == r.search_text == "What is a good recipe for deep dish pizza?" and r.follows is None
+
+
+def test_pronouns_are_spelled_out_for_the_reader_not_searched():
+    r = resolve("What is her role?", history(("Who runs the agency?", KERSTEN)))
+    assert r.interpreted_as == "What is Andrea Kersten's role?"
+    assert r.search_text == "What is her role?" and r.follows == KERSTEN
+    r = resolve("Who said that?", history(("Were any victims identified?", VICTIMS_SENTENCE)))
+    assert r.interpreted_as.startswith("Who said that (following on: Were any victims identified)")
+
+
+def test_a_fragment_is_searched_with_the_previous_question():
+    h = history(("How many migrants were living at police stations?", "650 continued living at police stations."))
+    r = resolve("And in the shelters?", h)
+    assert r.search_text == "And in the shelters? How many migrants were living at police stations?"
+    assert "following on: How many migrants were living at police stations" in r.interpreted_as
+
+
+def test_a_refused_turn_is_not_the_context():
+    h = history(("Were any victims identified?", VICTIMS_SENTENCE),
+                ("What's the weather tomorrow?", f"{REFUSAL_PREFIX}. No passage is close enough."))
+    assert resolve("Who said that?", h).follows == VICTIMS_SENTENCE
+
+
+def test_reply_text_is_the_answer_or_the_refusal_with_the_short_answer_first():
+    answered = {"abstained": False, "answer": {"text": KERSTEN, "citation": 1, "span": {"start": 0, "end": 6, "text": "July 6"}}}
+    assert reply_text(answered) == f"July 6 — {KERSTEN}"
+    assert resolve("Who said it?", [Turn("user", "When?"), Turn("assistant", reply_text(answered))]).follows == KERSTEN
+    refused = {"abstained": True, "answer": None, "reason": "The article does not say whether the officer was fired."}
+    assert reply_text(refused).startswith(REFUSAL_PREFIX)
+
+
+@pytest.mark.slow
+def test_a_follow_up_is_answered_from_the_passage_of_the_answer_it_follows(seed_engine):
+    first = seed_engine.ask("Were any victims identified?").to_json()
+    assert "not identified any migrants" in first["answer"]["text"]
+    h = history(("Were any victims identified?", reply_text(first)))
+    boost = follow_up_boost(seed_engine.index, first["answer"]["text"])
+    assert len(boost) == 3 and max(boost.values()) > 0  # its passage and the two around it
+    follow = seed_engine.ask("Who said that?", history=h).to_json()
+    assert not follow["abstained"] and "Kersten said" in follow["passages"][0]["text"]
+    assert follow["interpreted_as"] != follow["question"] == "Who said that?"
+    alone = seed_engine.ask("Who said that?").to_json()  # without the conversation there is nothing to go on
+    assert alone["abstained"] or "Kersten said" not in alone["passages"][0]["text"]
+
+
+def test_conversation_gold_sets_are_well_formed():
+    for name in ("conversations.jsonl", "conversations-holdout.jsonl", "conversations-squad.jsonl"):
+        path = ROOT / "eval" / name
+        assert is_conversation_file(path)
+        conversations = load_conversations(path)
+        assert all(c.kinds[0] == "first" for c in conversations)
+    tuning, held = load_conversations(ROOT / "eval" / "conversations.jsonl"), load_conversations(ROOT / "eval" / "conversations-holdout.jsonl")
+    assert len(tuning) + len(held) >= 25 and sum(len(c.turns) for c in tuning + held) >= 70
+    asked = {t.question for c in tuning for t in c.turns}
+    assert not asked & {t.question for c in held for t in c.turns}  # held out: no shared questions
+
+
+@pytest.mark.slow
+def test_qa_eval_scores_a_conversation_set(tmp_path):
+    gold = tmp_path / "conv.jsonl"
+    gold.write_text(json.dumps({"id": "t1", "turns": [
+        {"question": "Were any victims identified?", "answer": "No", "evidence": ["we have not identified any migrants"]},
+        {"question": "Who said that?", "answer": "Kersten", "evidence": ["sexual misconduct by CPD members,\" Kersten said"]},
+        {"question": "What is the weather in Paris tomorrow?", "answer": None, "evidence": []}]}) + "\n")
+    done = subprocess.run([sys.executable, "-m", "qa.cli", "eval", str(gold), "--json", "--index", str(ROOT / "index")],
+                          capture_output=True, text=True, cwd=ROOT, timeout=300)
+    assert done.returncode == 0, done.stderr
+    metrics = json.loads(done.stdout)["metrics"]
+    assert metrics["first_turn"] == {"turns": 1, "hit@1": 1.0, "answer_accuracy": 1.0, "false_abstentions": 0.0}
+    assert metrics["follow_up"]["turns"] == 1 and metrics["follow_up"]["hit@1"] == 1.0
+    assert metrics["abstention"] == {"turns": 1, "correct_abstentions": 1.0}
