@@ -76,6 +76,8 @@ def ask_remote(url: str, question: str, k: int = 3, *, auth: tuple[str, str] | N
         raise RemoteError(f"The app at {url} refused the login of user {auth[0]!r} (HTTP 401); check the credentials.")
     if status == 401:
         raise RemoteError(f"The app at {url} asks for a login (HTTP 401): pass --user NAME and set QA_PASSWORD.")
+    if status == 429:
+        raise RemoteError(f"The app at {url} refuses logins for now after too many failed ones (HTTP 429): {message}")
     if status == 404:
         raise RemoteError(f"The app at {url} has no /api/ask route (HTTP 404); is it article-qa's `python app.py`?")
     if message:
