@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from .grounding import expected_type, has_type, unmatched_names
+from .grounding import expected_type, has_type, missing_fact, unmatched_names
 from .retrieval import Hit
 from .store import StoredIndex
 from .types import Answer, Citation, Passage
@@ -52,16 +52,22 @@ def compose_answer(question: str, hits: Sequence[Hit], index: StoredIndex, *, k:
     hits = list(hits)[:k]
 
     best_semantic = max((max(h.dense, h.sentence) for h in hits), default=-1.0)
-    reason = None
+    says = "The articles do not say" if len(index.articles) > 1 else "The article does not say"
+    fact = missing_fact(question)
+    not_said = f"{says} {fact}." if fact else f"{says}."
+    reason = details = None
     if not hits:
-        reason = "The index has no passages."
+        reason, details = "There are no passages to answer from.", "the index is empty"
     elif best_semantic < abstain_below:
-        reason = (f"No passage is close enough to the question (best similarity {best_semantic:.2f}, "
-                  f"below the threshold {abstain_below:.2f}).")
+        reason = not_said if fact else \
+            f"Nothing in the {'articles' if len(index.articles) > 1 else 'article'} is close to this question."
+        details = f"best similarity {best_semantic:.2f}, under the threshold {abstain_below:.2f}"
     else:
         missing = unmatched_names(corrected or question, index.lexical.vocabulary)
         if missing:
-            reason = "The articles never mention " + " or ".join(repr(m) for m in missing) + "."
+            named = " or ".join(repr(m) for m in missing)
+            reason = f"{'The articles never mention' if len(index.articles) > 1 else 'The article never mentions'} {named}."
+            details = f"{named}: in no passage, even allowing for typos"
 
     answer_sentence: int | None = None  # index of the answer sentence in the top passage
     if hits:
@@ -71,7 +77,8 @@ def compose_answer(question: str, hits: Sequence[Hit], index: StoredIndex, *, k:
         if eligible:
             answer_sentence = max(eligible, key=lambda i: top.sentence_scores[i])
         elif reason is None:
-            reason = f"The closest passage gives no {_TYPE_WORDS[kind]} for this question."
+            reason = not_said
+            details = f"the closest passage gives no {_TYPE_WORDS[kind]}"
     abstained = reason is not None
 
     passages = []
@@ -87,5 +94,5 @@ def compose_answer(question: str, hits: Sequence[Hit], index: StoredIndex, *, k:
         passages.append(Passage(rank, h.score, max(h.dense, h.sentence), chunk.text, chunk.sentences[i],
                                 h.sentence_scores[i], citation, abstained))
     if abstained:
-        return Answer(question, True, None, None, tuple(passages), reason)
+        return Answer(question, True, None, None, tuple(passages), reason, details=details)
     return Answer(question, False, _sentence_text(index, hits[0], answer_sentence), 1, tuple(passages), None)

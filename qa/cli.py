@@ -42,12 +42,14 @@ def format_answer(result: dict) -> str:
     """The terminal form: the answer, then numbered passages with their citations."""
     lines = []
     if result["abstained"]:
-        lines.append("The article does not say. " + (result.get("reason") or ""))
+        lines.append((result.get("reason") or "The article does not say.")
+                     + (f" ({result['details']})" if result.get("details") else ""))
         if result["passages"]:
             lines.append("Closest passages (not answers):")
     else:
         a = result["answer"]
-        lines.append(f"Answer: {a['text']} [{a['citation']}]")
+        short = (a.get("span") or {}).get("text")
+        lines.append("Answer: " + (f"{short} — " if short else "") + f"{a['text']} [{a['citation']}]")
     for p in result["passages"]:
         c = p["citation"]
         lines.append("")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from .articles import decode_article, parse_article, story_key
-from .errors import ArticleError, ArticleTooLargeError
+from .errors import ArticleError, ArticleTooLargeError, QAError
 
 Format = Literal["auto", "text", "markdown", "html"]
 MAX_PAGE_BYTES = 5_000_000  # an HTML page as pasted or uploaded; its story text has the article limit
@@ -189,3 +189,15 @@ def write_article_file(folder: Path, article_id_: str, raw: str) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return target
+
+
+def on_persistent_storage(engine) -> bool:
+    """False on a Hugging Face Space (SPACE_ID set) whose articles folder is not under its persistent storage,
+    /data: added articles are then lost when the Space restarts."""
+    if not os.environ.get("SPACE_ID"):
+        return True
+    try:
+        folder = engine.articles_folder().resolve()
+    except QAError:
+        return False
+    return folder.is_relative_to("/data")

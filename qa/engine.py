@@ -350,7 +350,10 @@ class Engine:
         query = self.query(resolution.search_text if resolution else text, index)
         boost = follow_up_boost(index, resolution.follows) if resolution and resolution.follows else None
         hits = serving.retriever.search(query, k, rows=rows, boost=boost)
-        answer = compose_answer(asked, hits, index, k=k, abstain_below=self.settings.abstain_below, corrected=query.text)
+        # names are looked up in the question as asked (typos corrected), not in the earlier text searched with it
+        names_in = query.text if resolution is None or resolution.search_text == text else \
+            index.lexical.correct(text, self.embedder.is_known_word)[0]
+        answer = compose_answer(asked, hits, index, k=k, abstain_below=self.settings.abstain_below, corrected=names_in)
         answer = replace(answer, question=text, interpreted_as=asked)
         return self._flag_stale(answer, index)
 

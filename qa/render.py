@@ -1,161 +1,205 @@
-"""Answer JSON -> Markdown for the web chat: the reply, the article header, the article with its citations marked.
+"""Answer JSON -> HTML for the web chat: the reply, its plain-text copy, and the article panel.
 
-Pure functions over the dicts of `Answer.to_json()`; no Gradio here. Every piece of user or article text goes
-through `escape`, so a question or an article holding Markdown or HTML shows as the characters typed and never
-becomes markup. The only markup is the one written here (`**`, `>`, `<em>`, `<mark>`, `<sup>`).
+Pure functions over the dicts of `Answer.to_json()` and the article's text; no Gradio here. Every piece of user
+or article text goes through `esc` (HTML entities), so a question or an article holding markup shows as the
+characters typed and never becomes markup; the only markup is the one written here. A reply is one HTML block
+without blank lines, so the chat's Markdown renderer passes it through untouched (and still sanitizes it).
+
+Citation markers link to the cited paragraph in the article panel (`#qa-<article>-p<n>`); the page's script
+(`PAGE_JS`) scrolls the panel there and flashes the paragraph, and copies a reply as plain text.
 """
 
 from __future__ import annotations
 
-import re
+import hashlib
+import html
 from collections.abc import Mapping, Sequence
-
-# Markdown punctuation that can start or end markup: emphasis, links, code, headings, lists, tables,
-# setext underlines, autolinks (`:` `/` `@` `.`) and LaTeX. CommonMark and marked.js accept a backslash
-# before any ASCII punctuation, so escaping a few harmless ones costs nothing.
-_MARKDOWN_SPECIAL = frozenset("\\`*_{}[]()#+-.!|~=:/@$^")
-_ENTITIES = {"&": "&amp;", "<": "&lt;", ">": "&gt;"}
-_BLANK_RUN = re.compile(r"\n[ \t]*\n\s*")
 
 NOT_SAID = "The article does not say."
 CLOSEST_LABEL = "Closest passages (not answers)"
-CITED_LABEL = "Cited passages"
+SOURCES_LABEL = "Sources"
 
 
-def escape(text: object) -> str:
-    """`text` as literal Markdown: HTML characters become entities, Markdown punctuation is backslashed."""
-    out = []
-    for c in str(text):
-        if c in _ENTITIES:
-            out.append(_ENTITIES[c])
-        elif c in _MARKDOWN_SPECIAL:
-            out.append("\\" + c)
-        else:
-            out.append(c)
-    return "".join(out)
+def esc(text: object) -> str:
+    """Text as literal HTML: entities for & < > " '; line breaks and runs of blanks folded to one space."""
+    return html.escape(" ".join(str(text).split()), quote=True)
 
 
-def _inline(text: str) -> str:
-    """Escaped, on one line: line breaks and runs of blanks become one space (for quotes and list items)."""
-    return escape(" ".join(text.split()))
+def anchor(article: str, paragraph: int) -> str:
+    """The element id of a story paragraph in the article panel (ids are not article ids: those may hold any
+    character)."""
+    return f"qa-{hashlib.sha1(article.encode('utf-8')).hexdigest()[:8]}-p{int(paragraph)}"
 
 
-def _where(citation: Mapping) -> str:
-    parts = [f"<em>{escape(citation.get('title') or citation.get('article') or 'Untitled')}</em>"]
-    if citation.get("date"):
-        parts.append(escape(citation["date"]))
-    parts.append(f"paragraph {int(citation['paragraph'])}")
+def _cite_link(passage: Mapping) -> str:
+    c = passage["citation"]
+    return (f'<a class="qa-cite" href="#{anchor(c["article"], c["paragraph"])}" title="Show paragraph '
+            f'{int(c["paragraph"])} in the article">[{int(passage["rank"])}]</a>')
+
+
+def _source_line(citation: Mapping) -> str:
+    """Title (italic), date and source of a cited article."""
+    parts = [f"<em>{esc(citation.get('title') or citation.get('article') or 'Untitled')}</em>"]
+    parts += [esc(citation[key]) for key in ("date", "source") if citation.get(key)]
     return " · ".join(parts)
 
 
-def _passage_body(passage: Mapping, mark: bool) -> str:
-    """The passage on one line, its highlighted sentence in <mark> when `mark`."""
+def _highlighted(passage: Mapping, span: Mapping | None = None) -> str:
+    """The passage with its highlighted sentence in <mark> (and the short answer in <strong> inside it)."""
     text = passage["text"]
-    if not mark:
-        return _inline(text)
     offset = passage["citation"]["start"]
     h0 = min(max(passage["highlight"]["start"] - offset, 0), len(text))
     h1 = min(max(passage["highlight"]["end"] - offset, h0), len(text))
-    before, sentence, after = _inline(text[:h0]), _inline(text[h0:h1]), _inline(text[h1:])
-    if not sentence:
-        return _inline(text)
-    return " ".join(p for p in (before, f"<mark>{sentence}</mark>", after) if p)
+    sentence = text[h0:h1]
+    if span and offset + h0 <= span["start"] < span["end"] <= offset + h1:
+        s0, s1 = span["start"] - offset - h0, span["end"] - offset - h0
+        inner = f"{esc(sentence[:s0])} <strong>{esc(sentence[s0:s1])}</strong> {esc(sentence[s1:])}"
+    else:
+        inner = esc(sentence)
+    return f"{esc(text[:h0])} <mark>{inner}</mark> {esc(text[h1:])}".strip()
 
 
-def render_passages(passages: Sequence[Mapping], *, mark_rank: int | None = None) -> str:
-    """Numbered passages: `**[n]** title · date · paragraph p`, then the passage quoted; in passage
-    `mark_rank` (the one the answer cites) the answer sentence is in <mark>."""
-    blocks = []
+def _passage_list(passages: Sequence[Mapping], *, mark_rank: int | None, span: Mapping | None) -> str:
+    """Passages grouped by article: the article's title line once, then one line per passage."""
+    out, current = [], None
     for p in passages:
-        body = _passage_body(p, mark_rank is not None and int(p["rank"]) == int(mark_rank))
-        blocks.append(f"**\\[{int(p['rank'])}\\]** {_where(p['citation'])}\n\n> {body}")
-    return "\n\n".join(blocks)
+        c = p["citation"]
+        if c["article"] != current:
+            if current is not None:
+                out.append("</ol>")
+            current = c["article"]
+            out.append(f'<p class="qa-source">{_source_line(c)}</p><ol class="qa-passages">')
+        body = _highlighted(p, span) if mark_rank is not None and int(p["rank"]) == int(mark_rank) else esc(p["text"])
+        out.append(f'<li>{_cite_link(p)} <span class="qa-para-no">¶{int(c["paragraph"])}</span> {body}</li>')
+    if current is not None:
+        out.append("</ol>")
+    return "".join(out)
 
 
-def render_answer(result: Mapping) -> str:
-    """The chat reply for one `Answer.to_json()` dict."""
-    passages = result.get("passages") or []
+def plain_reply(result: Mapping) -> str:
+    """The reply as plain text, for the copy button: the answer, then the citations as "[1] Title, date, ¶8"."""
+    lines = []
     if result.get("abstained") or not result.get("answer"):
-        parts = [f"**{NOT_SAID}**" + (f" {escape(result['reason'])}" if result.get("reason") else "")]
+        lines.append(result.get("reason") or NOT_SAID)
+        heading = CLOSEST_LABEL
+    else:
+        a = result["answer"]
+        short = (a.get("span") or {}).get("text")
+        lines.append((f"{short} — " if short else "") + f"{a['text']} [{a['citation']}]")
+        heading = SOURCES_LABEL
+    if result.get("passages"):
+        lines += ["", f"{heading}:"]
+        for p in result["passages"]:
+            c = p["citation"]
+            where = ", ".join(x for x in (c.get("title") or c["article"], c.get("date"), c.get("source")) if x)
+            lines.append(f"[{p['rank']}] {where}, ¶{c['paragraph']}" + (f", {c['url']}" if c.get("url") else ""))
+    return "\n".join(lines)
+
+
+def render_reply(result: Mapping) -> str:
+    """The chat reply for one answer: the answer first (the short answer bold, the sentence quoted once with its
+    citation link), then the sources, collapsed; a refusal in plain words with the closest passages and the
+    technical reason behind a toggle. Ends with a Copy button (plain text)."""
+    passages = result.get("passages") or []
+    parts = []
+    if result.get("interpreted_as") and result["interpreted_as"] != result.get("question"):
+        parts.append(f'<p class="qa-understood">Understood as: {esc(result["interpreted_as"])}</p>')
+    if result.get("abstained") or not result.get("answer"):
+        parts.append(f'<p class="qa-refusal"><strong>{esc(result.get("reason") or NOT_SAID)}</strong></p>')
         if passages:
-            parts += [f"**{CLOSEST_LABEL}**", render_passages(passages)]
-        return "\n\n".join(parts)
-    answer = result["answer"]
-    parts = [f"> {_inline(answer['text'])} \\[{int(answer['citation'])}\\]"]
-    if passages:
-        parts += [f"**{CITED_LABEL}**", render_passages(passages, mark_rank=answer["citation"])]
-    return "\n\n".join(parts)
+            parts.append(f'<details class="qa-closest"><summary>{CLOSEST_LABEL} ({len(passages)})</summary>'
+                         f'{_passage_list(passages, mark_rank=None, span=None)}</details>')
+    else:
+        a = result["answer"]
+        cited = next((p for p in passages if int(p["rank"]) == int(a["citation"])), None)
+        span = a.get("span")
+        short = f'<strong class="qa-short">{esc(span["text"])}</strong> — ' if span and span.get("text") else ""
+        link = f" {_cite_link(cited)}" if cited else ""
+        sentence = a["text"].strip()
+        quoted = esc(sentence) if sentence[:1] in "\"“'‘" else f"<q>{esc(sentence)}</q>"  # one pair of quotes
+        parts.append(f'<p class="qa-answer">{short}{quoted}{link}</p>')
+        if passages:
+            parts.append(f'<details class="qa-sources"><summary>{SOURCES_LABEL} ({len(passages)})</summary>'
+                         f'{_passage_list(passages, mark_rank=a["citation"], span=span)}</details>')
+    if result.get("details"):
+        parts.append(f'<details class="qa-details"><summary>Details</summary><p>{esc(result["details"])}</p></details>')
+    for warning in result.get("warnings") or ():
+        parts.append(f'<p class="qa-warning">⚠ {esc(warning)}</p>')
+    plain = html.escape(plain_reply(result), quote=True).replace("\n", "&#10;")  # line breaks kept, as entities:
+    # a real one would end the HTML block in the chat's Markdown
+    parts.append(f'<button type="button" class="qa-copy">Copy</button><span class="qa-plain" hidden>{plain}</span>')
+    return f'<div class="qa-reply">{"".join(parts)}</div>'
 
 
 def render_question(question: object, limit: int = 300) -> str:
     """The user's message as shown in the chat: escaped, and cut after `limit` characters."""
     text = str(question).strip()
-    if len(text) > limit:
-        return _inline(text[:limit]) + f"… ({len(text):,} characters)"
-    return _inline(text)
+    shown = esc(text[:limit]) + f"… ({len(text):,} characters)" if len(text) > limit else esc(text)
+    return f'<p class="qa-question">{shown}</p>'  # an HTML block: the chat's Markdown leaves what is typed alone
 
 
 def render_error(message: str) -> str:
     """A reply for a question the engine refused (empty, too long, not text): the message, escaped."""
-    return f"⚠️ {escape(message)}"
+    return f'<div class="qa-reply"><p class="qa-error" role="alert">⚠ {esc(message)}</p></div>'
 
 
-def render_article_header(title: str | None, date: str | None, article_id: str | None = None) -> str:
-    """`### Title` and a line with the date (and the article id when given)."""
-    lines = [f"### {escape(title or article_id or 'Untitled article')}"]
-    meta = [escape(x) for x in (date, article_id) if x]
+PENDING = '<div class="qa-reply"><p class="qa-pending" role="status">Looking in the article…</p></div>'
+
+
+# --- the article panel ---------------------------------------------------------------------------------------
+
+def render_article_panel(article, passages: Sequence[Mapping] = (), answer: Mapping | None = None) -> str:
+    """The article in view: its identity (headline, date, source, link), then every story paragraph with its
+    number (the numbers citations use) and an anchor, lines that are not story text (headlines, promos) dimmed
+    and unnumbered; the passages of this answer marked with their [n], the answer sentence in <mark>.
+
+    `article` is a qa.types.Article read from the indexed file (offsets intact); `passages` those of the answer
+    (only this article's are marked)."""
+    raw = article.raw
+    own = [p for p in passages if p["citation"]["article"] == article.id]
+    by_paragraph: dict[int, list[Mapping]] = {}
+    for p in own:
+        by_paragraph.setdefault(int(p["citation"]["paragraph"]), []).append(p)
+    answer_passage = None
+    if answer and answer.get("citation") is not None:
+        answer_passage = next((p for p in own if int(p["rank"]) == int(answer["citation"])), None)
+    meta = [esc(x) for x in (article.date, article.source) if x]
+    if article.url:
+        meta.append(f'<a href="{esc(article.url)}" target="_blank" rel="noopener noreferrer">original story</a>')
+    out = [f'<div class="qa-article"><h3 class="qa-headline">{esc(article.title)}</h3>']
     if meta:
-        lines.append(" · ".join(meta))
-    return "\n\n".join(lines)
-
-
-def _wrap(segment: str, open_tags: str, close_tags: str) -> str:
-    """Wrap an escaped segment in inline tags, closing and reopening them around paragraph breaks
-    (inline HTML cannot span blocks)."""
-    if not open_tags or not segment.strip():
-        return segment
-    pieces = _BLANK_RUN.split(segment)
-    seps = _BLANK_RUN.findall(segment)
-    out = []
-    for i, piece in enumerate(pieces):
-        out.append(f"{open_tags}{piece}{close_tags}" if piece.strip() else piece)
-        if i < len(seps):
-            out.append(seps[i])
+        out.append(f'<p class="qa-meta">{" · ".join(meta)}</p>')
+    blocks = sorted([(p.start, p.end, p) for p in article.paragraphs] + [(s.start, s.end, s) for s in article.skipped],
+                    key=lambda b: b[0])
+    for start, end, block in blocks:
+        if not hasattr(block, "number"):
+            out.append(f'<p class="qa-skipped" title="Not story text: {esc(block.reason)}">{esc(raw[start:end])}</p>')
+            continue
+        n = block.number
+        cited = by_paragraph.get(n, [])
+        markers = " ".join(f'<span class="qa-marker">[{int(p["rank"])}]</span>' for p in sorted(cited, key=lambda p: p["rank"]))
+        if answer_passage is not None and answer_passage in cited:
+            body = _paragraph_with_answer(raw, start, end, answer_passage, answer.get("span"))
+        else:
+            body = esc(raw[start:end])
+        classes = "qa-para" + (" qa-cited" if cited else "") + (" qa-answer-para" if answer_passage in cited else "")
+        out.append(f'<p id="{anchor(article.id, n)}" class="{classes}"><span class="qa-num">¶{n}</span> '
+                   f'{markers + " " if markers else ""}{body}</p>')
+    out.append("</div>")
     return "".join(out)
 
 
-def render_article(raw: str, passages: Sequence[Mapping], answer_rank: int | None = None) -> str:
-    """The article's full text as Markdown, each cited passage in italics after its marker `[n]`, the answer
-    sentence (the highlight of passage `answer_rank`) in <mark>.
+def _paragraph_with_answer(raw: str, start: int, end: int, passage: Mapping, span: Mapping | None) -> str:
+    h0, h1 = passage["highlight"]["start"], passage["highlight"]["end"]
+    if not start <= h0 < h1 <= end:
+        return esc(raw[start:end])
+    if span and h0 <= span["start"] < span["end"] <= h1:
+        sentence = f"{esc(raw[h0:span['start']])} <strong>{esc(raw[span['start']:span['end']])}</strong> {esc(raw[span['end']:h1])}"
+    else:
+        sentence = esc(raw[h0:h1])
+    return f"{esc(raw[start:h0])} <mark>{sentence.strip()}</mark> {esc(raw[h1:end])}".strip()
 
-    `raw` is the article file's text read with newline="" (the offsets in `passages` index into it);
-    `passages` are those of this article. Spans outside the text are ignored.
-    """
-    n = len(raw)
-    spans = []  # (start, end, rank)
-    for p in passages:
-        c = p["citation"]
-        if 0 <= c["start"] < c["end"] <= n:
-            spans.append((c["start"], c["end"], int(p["rank"])))
-    mark = None
-    for p in passages:
-        if answer_rank is not None and int(p["rank"]) == int(answer_rank):
-            h = p["highlight"]
-            if 0 <= h["start"] < h["end"] <= n:
-                mark = (h["start"], h["end"])
-    cuts = sorted({0, n, *(s for s, _, _ in spans), *(e for _, e, _ in spans), *(mark or ())})
-    labels: dict[int, list[int]] = {}
-    for s, _, rank in spans:
-        labels.setdefault(s, []).append(rank)
-    out = []
-    for a, b in zip(cuts, cuts[1:]):
-        for rank in sorted(labels.get(a, [])):
-            out.append(f"<sup>\\[{rank}\\]</sup> ")
-        segment = escape(raw[a:b].replace("\r\n", "\n").replace("\r", "\n"))
-        cited = any(s <= a and b <= e for s, e, _ in spans)
-        marked = mark is not None and mark[0] <= a and b <= mark[1]
-        open_tags = ("<mark>" if marked else "") + ("<em>" if cited else "")
-        close_tags = ("</em>" if cited else "") + ("</mark>" if marked else "")
-        out.append(_wrap(segment, open_tags, close_tags))
-    # leading blanks would make an indented code block
-    return "\n".join(line.lstrip(" \t") for line in "".join(out).split("\n"))
+
+def render_panel_message(message: str) -> str:
+    return f'<div class="qa-article"><p class="qa-meta">{esc(message)}</p></div>'
+

@@ -27,7 +27,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from .auth import LoginThrottle, basic_credentials, check_password
-from .collection import MAX_PAGE_BYTES
+from .collection import MAX_PAGE_BYTES, on_persistent_storage
 from .errors import ConfigError, DuplicateArticleError, QAError, http_status
 from .validation import MAX_K, AskRequest, parse_ask_request
 from .workers import INTERNAL_ERROR, AskPool, answer_json
@@ -85,18 +85,6 @@ class Service:
 def json_response(status: int, body: dict | bytes, headers: dict[str, str] | None = None) -> Response:
     data = body if isinstance(body, bytes) else json.dumps(body, ensure_ascii=False).encode("utf-8")
     return Response(data, status_code=status, media_type="application/json", headers=headers)
-
-
-def storage_is_persistent(engine) -> bool:
-    """False on a Hugging Face Space whose articles folder is not on its persistent storage (/data): added
-    articles are then lost when the Space restarts."""
-    if not os.environ.get("SPACE_ID"):
-        return True
-    try:
-        folder = engine.articles_folder().resolve()
-    except QAError:
-        return False
-    return folder.is_relative_to("/data")
 
 
 def client_address(scope: dict) -> str:
@@ -178,7 +166,7 @@ def api_routes(service: Service):
         return json_response(200, {"articles": articles, "count": len(articles),
                                    "limits": {"article_bytes": settings.max_article_bytes, "page_bytes": MAX_PAGE_BYTES,
                                               "articles": settings.max_articles},
-                                   "persistent": storage_is_persistent(service.engine)})
+                                   "persistent": on_persistent_storage(service.engine)})
 
     @api.post("/api/articles")
     async def api_add_article(request: Request):

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import pytest
 
-from qa.render import CLOSEST_LABEL, NOT_SAID, escape, render_answer, render_article, render_article_header, render_question
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "app.py"
@@ -501,86 +500,6 @@ def test_malformed_auth_stops_the_app_with_a_clear_message(tmp_path):
         assert f"article-qa: QA_AUTH {MALFORMED_AUTH[value]}" in err, (value, err)
         assert "Traceback" not in err and "loading the engine" not in err
         assert "pw2" not in err  # passwords are never echoed
-
-
-# --- rendering (pure functions) ---------------------------------------------------------------------------
-
-def _passage(rank, text, start, hl=None, paragraph=1, closest=False, title="A title", date="2023-07-18"):
-    h0, h1 = hl or (start, start + len(text))
-    return {"rank": rank, "score": 0.5, "dense": 0.5, "text": text, "closest": closest,
-            "highlight": {"start": h0, "end": h1},
-            "citation": {"article": "a1", "title": title, "date": date, "paragraph": paragraph,
-                         "start": start, "end": start + len(text), "path": "articles/a1.txt"}}
-
-
-def _html(markdown: str) -> str:
-    from markdown_it import MarkdownIt
-
-    return MarkdownIt("commonmark", {"html": True}).render(markdown)
-
-
-INJECTION = '<img src=x onerror="window.__xss=1"> **bold** [link](javascript:alert(1)) # head `code`'
-
-
-def test_escape_keeps_text_literal():
-    html = _html(escape(INJECTION))
-    assert "<img" not in html and "<strong>" not in html and "<a " not in html and "<code>" not in html
-    assert "<h1>" not in html
-    assert "&lt;img src=x onerror=&quot;window.__xss=1&quot;&gt; **bold** [link](javascript:alert(1))" in html
-
-
-def test_render_answer_quotes_sentence_with_marker_and_highlight():
-    text = "First sentence. The answer is here. Last one."
-    p1 = _passage(1, text, 100, hl=(116, 135), paragraph=8, title="Title <b>x</b>")
-    p2 = _passage(2, "Other passage *stars*.", 300, paragraph=2)
-    md = render_answer({"question": "q", "abstained": False, "reason": None,
-                        "answer": {"text": "The answer is here.", "citation": 1}, "passages": [p1, p2]})
-    assert md.startswith("> The answer is here\\. \\[1\\]")
-    assert "<mark>The answer is here\\.</mark>" in md
-    assert "**\\[1\\]** <em>Title &lt;b&gt;x&lt;\\/b&gt;</em> · 2023\\-07\\-18 · paragraph 8" in md
-    assert "**\\[2\\]** <em>A title</em> · 2023\\-07\\-18 · paragraph 2\n\n> Other passage \\*stars\\*\\." in md
-    assert md.count("<mark>") == 1  # only the answer sentence, in the passage the answer cites
-    html = _html(md)
-    assert "<b>" not in html and "<mark>The answer is here.</mark>" in html
-    assert "<em>stars</em>" not in html and "*stars*" in html
-
-
-def test_render_abstention():
-    p = _passage(1, "Nearby text.", 10, closest=True)
-    md = render_answer({"question": "q", "abstained": True, "reason": "The articles never mention 'Zorg<script>'.",
-                        "answer": None, "passages": [p]})
-    assert md.startswith(f"**{NOT_SAID}** The articles never mention")
-    assert f"**{CLOSEST_LABEL}**" in md and "<mark>" not in md and "<script>" not in md
-
-
-def test_render_question_escapes_and_cuts():
-    assert "<img" not in render_question(INJECTION)
-    long = render_question("why " * 500)
-    assert long.endswith("(1,999 characters)") and len(long) < 400
-
-
-def test_render_article_marks_cited_passages_and_answer():
-    raw = "date 2023-07-18 First para.\r\n\r\nSecond para, the answer. More.\r\n\r\n    Indented <i>third</i>."
-    s2 = raw.index("Second")
-    e2 = raw.index("More.") + len("More.")
-    ans = (s2, raw.index(" More."))
-    p = _passage(1, raw[s2:e2], s2, hl=ans)
-    md = render_article(raw, [p], answer_rank=1)
-    assert "<sup>\\[1\\]</sup> <mark><em>Second para, the answer\\.</em></mark><em> More\\.</em>" in md
-    html = _html(md)
-    assert "<mark><em>Second para, the answer.</em></mark>" in html
-    assert "<i>" not in html and "<pre>" not in html  # escaped, and no indented code block
-    assert "\r" not in md
-    assert "<" not in render_article(raw, [])
-
-
-def test_render_article_ignores_spans_outside_the_text():
-    assert "<em>" not in render_article("short", [_passage(1, "x" * 10, 100)], answer_rank=1)
-
-
-def test_render_article_header():
-    assert render_article_header("T *x*", "2023-07-18", "a1") == "### T \\*x\\*\n\n2023\\-07\\-18 · a1"
-    assert render_article_header(None, None) == "### Untitled article"
 
 
 # --- scripted evaluation against the running app ------------------------------------------------------------
