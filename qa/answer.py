@@ -18,12 +18,20 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
-from .grounding import expected_type, has_type, missing_fact, unmatched_names
+from .grounding import (
+    expected_type,
+    has_type,
+    headline_only_words,
+    missing_fact,
+    span_fits,
+    unmatched_names,
+    wants_short_answer,
+)
 from .retrieval import Hit
 from .store import StoredIndex
-from .types import Answer, Citation, Passage
+from .types import Answer, Citation, Passage, Span
 
-_TYPE_WORDS = {"number": "number", "time": "time or date", "age": "age", "money": "amount of money"}
+_TYPE_WORDS = {"number": "number", "time": "time or date", "age": "age", "money": "amount of money", "name": "name"}
 
 
 @lru_cache(maxsize=4096)
@@ -45,7 +53,7 @@ def _sentence_text(index: StoredIndex, hit: Hit, i: int) -> str:
 
 
 def compose_answer(question: str, hits: Sequence[Hit], index: StoredIndex, *, k: int, abstain_below: float,
-                   corrected: str | None = None) -> Answer:
+                   corrected: str | None = None, reader=None, answerability_below: float = 0.0) -> Answer:
     """`hits` best first; returns k passages.
     `corrected` is the question after typo correction, used to look names up."""
     kind = expected_type(question)
@@ -64,7 +72,13 @@ def compose_answer(question: str, hits: Sequence[Hit], index: StoredIndex, *, k:
         details = f"best similarity {best_semantic:.2f}, under the threshold {abstain_below:.2f}"
     else:
         missing = unmatched_names(corrected or question, index.lexical.vocabulary)
-        if missing:
+        aside = headline_only_words(corrected or question, index.lexical.vocabulary, index.aside_vocabulary)
+        the = "The articles" if len(index.articles) > 1 else "The article"
+        if aside:
+            named = " and ".join(repr(_as_written(w, corrected or question)) for w in aside[:3])
+            reason = f"{the} {'mention' if the.endswith('s') else 'mentions'} {named} only in a related-story headline, not in the story."
+            details = f"{named}: in no passage of story text, only in lines set aside as headlines or promos"
+        elif missing:
             named = " or ".join(repr(m) for m in missing)
             reason = f"{'The articles never mention' if len(index.articles) > 1 else 'The article never mentions'} {named}."
             details = f"{named}: in no passage, even allowing for typos"
@@ -73,12 +87,24 @@ def compose_answer(question: str, hits: Sequence[Hit], index: StoredIndex, *, k:
     if hits:
         top = hits[0]
         eligible = [i for i in range(len(top.sentence_scores))
-                    if kind is None or has_type(_sentence_text(index, top, i), kind)]
+                    if kind is None or has_type(_sentence_text(index, top, i), kind, question)]
         if eligible:
             answer_sentence = max(eligible, key=lambda i: top.sentence_scores[i])
         elif reason is None:
             reason = not_said
             details = f"the closest passage gives no {_TYPE_WORDS[kind]}"
+    span = None
+    if reader is not None and reason is None and answer_sentence is not None:
+        reading = _read(reader, question, index, hits[0], answer_sentence)
+        if reading.answer_prob < answerability_below:
+            reason = not_said
+            details = (f"the reader's answer score for the best sentence is {reading.answer_prob:.2f}, under the "
+                       f"threshold {answerability_below:.2f}")
+        elif reading.span is not None and wants_short_answer(question):
+            chunk = index.chunks[hits[0].row]
+            text = chunk.text[reading.span[0] : reading.span[1]]
+            if span_fits(question, text):
+                span = Span(chunk.start + reading.span[0], chunk.start + reading.span[1])
     abstained = reason is not None
 
     passages = []
@@ -95,4 +121,19 @@ def compose_answer(question: str, hits: Sequence[Hit], index: StoredIndex, *, k:
                                 h.sentence_scores[i], citation, abstained))
     if abstained:
         return Answer(question, True, None, None, tuple(passages), reason, details=details)
-    return Answer(question, False, _sentence_text(index, hits[0], answer_sentence), 1, tuple(passages), None)
+    return Answer(question, False, _sentence_text(index, hits[0], answer_sentence), 1, tuple(passages), None, span=span)
+
+
+def _as_written(word: str, question: str) -> str:
+    """A (folded) word as the question writes it: "Lightfoot", not "lightfoot"."""
+    import re
+
+    m = re.search(rf"\b{re.escape(word)}\b", question, re.IGNORECASE)
+    return m.group(0) if m else word
+
+
+def _read(reader, question: str, index: StoredIndex, hit: Hit, i: int):
+    """The reader's verdict on sentence i of the hit's passage (offsets relative to the passage)."""
+    chunk = index.chunks[hit.row]
+    s = chunk.sentences[i]
+    return reader.read(question, chunk.text, [(s.start - chunk.start, s.end - chunk.start)])[0]

@@ -200,6 +200,15 @@ def story_key(article: Article) -> str:
     return content_key(" ".join(article.text(p) for p in article.paragraphs))
 
 
+def aside_words(article: Article) -> tuple[str, ...]:
+    """The words of an article's lines that are not story text (related-story headlines, promos), sorted: a
+    question about them is about another story ("What did the mayor say?" when only a headline names a mayor)."""
+    from .lexical import STOPWORDS, words
+
+    found = {w for line in article.skipped for w in words(article.text(line)) if w.isalpha() and len(w) > 2}
+    return tuple(sorted(found - STOPWORDS))
+
+
 def decode_article(data: bytes, path: str) -> str:
     """The file's text, or an ArticleError naming the file and the problem."""
     if b"\x00" in data[:8192]:

@@ -35,6 +35,10 @@ class Settings:
     # retrieval, chosen by measurement (README, "How the settings were chosen")
     dense_weight: float = 0.6  # QA_DENSE_WEIGHT; BM25 gets 1 - dense_weight
     abstain_below: float = 0.22  # QA_ABSTAIN_BELOW: best semantic cosine under which we abstain
+    # the trained reader (models/answerability): the short answer inside the answer sentence, and an abstention
+    # when its calibrated answer probability is under QA_ANSWERABILITY_BELOW (chosen on SQuAD half A, README)
+    reader: Literal["auto", "off"] = "auto"  # QA_READER: off = no reader (no short answer, no abstention by it)
+    answerability_below: float = 0.15  # QA_ANSWERABILITY_BELOW
     maxsim_weight: float = 0.7  # QA_MAXSIM_WEIGHT: share of late interaction in the reranking score
     candidates: int = 20  # QA_CANDIDATES: passages each retriever proposes before fusion
     rerank: int = 10  # QA_RERANK: best first-stage passages reranked by late interaction
@@ -48,6 +52,10 @@ class Settings:
             raise ConfigError(f"QA_BACKEND must be auto, onnx or torch, not {self.backend!r}.")
         if self.build_precision not in ("auto", "float32", "bfloat16"):
             raise ConfigError(f"QA_BUILD_PRECISION must be auto, float32 or bfloat16, not {self.build_precision!r}.")
+        if self.reader not in ("auto", "off"):
+            raise ConfigError(f"QA_READER must be auto or off, not {self.reader!r}.")
+        if not 0.0 <= self.answerability_below <= 1.0:
+            raise ConfigError(f"QA_ANSWERABILITY_BELOW is a probability between 0 and 1, not {self.answerability_below}.")
         if self.rebuild not in ("auto", "never"):
             raise ConfigError(f"QA_REBUILD must be auto or never, not {self.rebuild!r}.")
         if not 1 <= self.top_k <= 50:

@@ -13,6 +13,7 @@ import sys
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
+from functools import cached_property
 from functools import lru_cache
 from pathlib import Path
 
@@ -203,6 +204,15 @@ class Engine:
         stamp = _stamp(s.index_path) if index.manifest.get("generation") == _generation(s.index_path) else None
         return Serving(index, retriever, stamp)
 
+    @cached_property
+    def reader(self):
+        """The trained reader (models/answerability), loaded on first use; None with QA_READER=off."""
+        if self.settings.reader == "off":
+            return None
+        from .answerability import AnswerabilityModel
+
+        return AnswerabilityModel.load()
+
     @property
     def index(self) -> StoredIndex:
         return self._serving.index
@@ -353,7 +363,8 @@ class Engine:
         # names are looked up in the question as asked (typos corrected), not in the earlier text searched with it
         names_in = query.text if resolution is None or resolution.search_text == text else \
             index.lexical.correct(text, self.embedder.is_known_word)[0]
-        answer = compose_answer(asked, hits, index, k=k, abstain_below=self.settings.abstain_below, corrected=names_in)
+        answer = compose_answer(asked, hits, index, k=k, abstain_below=self.settings.abstain_below, corrected=names_in,
+                                reader=self.reader, answerability_below=self.settings.answerability_below)
         answer = replace(answer, question=text, interpreted_as=asked)
         return self._flag_stale(answer, index)
 

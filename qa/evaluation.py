@@ -31,6 +31,7 @@ class GoldQuestion:
     answer: str | None
     evidence: tuple[str, ...]
     article: str | None = None
+    short: tuple[str, ...] = ()  # short answers (SQuAD's gold spans, or "short" in a gold line): span EM / F1
 
     @property
     def answerable(self) -> bool:
@@ -65,7 +66,10 @@ def load_gold(path: str | Path) -> list[GoldQuestion]:
         if row["id"] in seen:
             raise GoldSetError(f"{p}:{n}: duplicate id {row['id']!r}.")
         seen.add(row["id"])
-        out.append(GoldQuestion(row["id"], row["question"], answer, tuple(evidence), row.get("article")))
+        short = row.get("short", [])
+        if not isinstance(short, list) or not all(isinstance(x, str) and x.strip() for x in short):
+            raise GoldSetError(f'{p}:{n}: "short" must be a list of short answers (strings).')
+        out.append(GoldQuestion(row["id"], row["question"], answer, tuple(evidence), row.get("article"), tuple(short)))
     if not out:
         raise GoldSetError(f"{p}: the gold set has no questions.")
     return out
@@ -96,6 +100,32 @@ def answer_correct(result: dict, gold: GoldQuestion) -> bool:
     return any(normalize(e) in sentence or sentence in normalize(e) for e in gold.evidence)
 
 
+def _squad_normalize(text: str) -> list[str]:
+    """SQuAD's answer normalization: lower case, no punctuation, no articles, white space folded."""
+    import string
+
+    text = "".join(ch for ch in text.lower() if ch not in set(string.punctuation))
+    return [w for w in text.split() if w not in ("a", "an", "the")]
+
+
+def span_scores(result: dict, gold: GoldQuestion) -> tuple[float, float]:
+    """(exact match, F1) of the answer's short span against the gold short answers, SQuAD-style (best over the
+    gold answers); no span (an abstention, a sentence without one) scores 0."""
+    span = ((result.get("answer") or {}).get("span") or {}).get("text")
+    if not span:
+        return 0.0, 0.0
+    pred = _squad_normalize(span)
+    best_em = best_f1 = 0.0
+    for g in gold.short:
+        truth = _squad_normalize(g)
+        best_em = max(best_em, float(pred == truth))
+        common = sum(min(pred.count(w), truth.count(w)) for w in set(pred))
+        if common:
+            precision, recall = common / len(pred), common / len(truth)
+            best_f1 = max(best_f1, 2 * precision * recall / (precision + recall))
+    return best_em, best_f1
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -117,6 +147,7 @@ def compute_metrics(golds: Sequence[GoldQuestion], results: Sequence[dict], late
 
     na, nu = len(answerable), len(unanswerable)
     passages = [len(p["text"]) for r in results for p in r["passages"]]
+    spans = [(span_scores(r, g)) for g, r in answerable if g.short]
     return {
         "questions": len(golds), "answerable": na, "unanswerable": nu, "k": k,
         "hit@1": rate((r == 1 for r in ranks), na),
@@ -127,6 +158,10 @@ def compute_metrics(golds: Sequence[GoldQuestion], results: Sequence[dict], late
         "correct_abstentions": rate((r["abstained"] for _, r in unanswerable), nu),
         "false_abstentions": rate((r["abstained"] for _, r in answerable), na),
         "mean_passage_chars": round(sum(passages) / len(passages), 1) if passages else None,
+        "span_exact_match": round(sum(em for em, _ in spans) / len(spans), 4) if spans else None,
+        "span_f1": round(sum(f1 for _, f1 in spans) / len(spans), 4) if spans else None,
+        "span_shown": round(sum(bool((r.get("answer") or {}).get("span")) for g, r in answerable if g.short) / len(spans), 4)
+        if spans else None,
         "latency_ms_p50": round(percentile(latencies, 0.5) * 1000, 2),
         "latency_ms_p95": round(percentile(latencies, 0.95) * 1000, 2),
     }
@@ -212,7 +247,7 @@ def _squad_articles(p: Path, data: list) -> tuple[list, list[GoldQuestion]]:
                 answers = tuple(dict.fromkeys(a["text"] for a in qa.get("answers", []) if a["text"].strip()))
                 impossible = qa.get("is_impossible", False) or not answers
                 golds.append(GoldQuestion(qa["id"], qa["question"], None if impossible else answers[0],
-                                          () if impossible else answers, aid))
+                                          () if impossible else answers, aid, () if impossible else answers))
         raw = "".join(parts)
         sha = hashlib.sha256(raw.encode()).hexdigest()
         articles.append(Article(aid, str(p.resolve()), raw, sha, aid.replace("_", " "), None, tuple(paragraphs)))

@@ -15,7 +15,7 @@ from typing import Literal
 
 from .lexical import STOPWORDS, words
 
-AnswerType = Literal["number", "time", "age", "money"]
+AnswerType = Literal["number", "time", "age", "money", "name"]
 
 _NUMBER_WORDS = (
     "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
@@ -48,6 +48,9 @@ _TYPE_PATTERNS: dict[AnswerType, re.Pattern[str]] = {"number": _NUMBER, "time": 
 
 def expected_type(question: str) -> AnswerType | None:
     q = " ".join(question.lower().split())
+    if re.search(r"\b(what|which) (is|was|are|were) (the|their|his|her|its) names?\b|\bthe names? of\b|['’]s names?\b"
+                 r"|\b(first|last|full|sur) ?names?\b", q):
+        return "name"
     if re.search(r"\bhow old\b|\b(what|which) age\b|\bage of\b|'s age\b|’s age\b", q):
         return "age"
     if re.search(r"\bhow much\b.*\b(cost|costs|spend|spent|pay|paid|money|worth|budget|fund|funding)\b|\bwhat did .* cost\b", q):
@@ -63,11 +66,35 @@ def expected_type(question: str) -> AnswerType | None:
     return None
 
 
-def has_type(text: str, kind: AnswerType) -> bool:
+def has_type(text: str, kind: AnswerType, question: str = "") -> bool:
+    """Whether `text` holds a fact of the kind asked; a name must be one the question does not already give."""
+    if kind == "name":
+        asked = set(words(question))
+        # a speaker's name ("..., Kersten added.", "said Kersten") attributes the sentence; it names nobody asked about
+        text = _ATTRIBUTION.sub(" ", text)
+        person = bool(asked & _PERSON_NOUNS)  # "the name of the officer": a person's name, not "10th District"
+        for m in _NAME.finditer(text):
+            parts = [w for w in m.group(0).split() if w[0].isupper()]
+            if person:
+                parts = [w for w in parts if w.lower() not in _PLACE_WORDS]
+            if m.start() == len(text) - len(text.lstrip(" \"“‘(")):
+                parts = parts[1:]  # the sentence's first word is capitalised anyway
+            if any(not set(words(w)) <= asked and not (w.isupper() and len(w) <= 4) for w in parts):
+                return True
+        return False
     return bool(_TYPE_PATTERNS[kind].search(text))
 
 
 _NAME = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w’'-]*)*")
+_SAYS = r"(?:said|says|added|adds|told|tells|explained|noted|wrote|stated)"
+_PERSON_NOUNS = frozenset(
+    "officer officers cop cops victim victims man woman person people suspect suspects source tipster chief administrator "
+    "mayor official officials spokesperson spokesman spokeswoman reporter author writer girl boy child migrant migrants "
+    "witness witnesses leader president governor minister judge lawyer attorney doctor teacher student owner driver".split())
+_PLACE_WORDS = frozenset(
+    "district department office bureau police station street avenue county city state agency unit division "
+    "council committee court university school hospital church company news department's".split())
+_ATTRIBUTION = re.compile(rf"\b[A-Z][\w’'-]*(?:\s+[A-Z][\w’'-]*)?\s+{_SAYS}\b|\b{_SAYS}\s+[A-Z][\w’'-]*(?:\s+[A-Z][\w’'-]*)?")
 
 
 def _known(word: str, known: set[str] | dict[str, int]) -> bool:
@@ -132,3 +159,40 @@ def missing_fact(question: str) -> str | None:
     if re.match(r"^how (many|much) \w+ (is|are|was|were) \w+$", low) and _PARTICIPLE.match(words_[-1].lower()):
         return low  # how many officers were fired
     return None
+
+
+_FACTOID = re.compile(r"^\s*(who|whom|whose|when|where|which|what|how (many|much|old|long|far|big|large|tall))\b", re.IGNORECASE)
+
+
+def span_fits(question: str, span: str) -> bool:
+    """Whether a short answer found by the reader has the shape the question asks for: at most 6 words, a time
+    for "when", a number for "how many/much", a capitalised name for "who/where" (the reader's spans are right
+    about half the time on SQuAD; a span of the wrong kind is not shown)."""
+    n = len(span.split())
+    if not 0 < n <= 6:
+        return False
+    q = " ".join(question.lower().split())
+    if re.match(r"(since |until )?when\b|(what|which) (day|date|time|year|month)\b", q):
+        return has_type(span, "time")
+    if re.match(r"how (many|much|old|long|far)\b", q):
+        return has_type(span, "number") or has_type(span, "time")
+    if re.match(r"(who|whom|whose|where)\b", q):
+        return any(w[:1].isupper() for w in span.split())
+    return True
+
+
+def wants_short_answer(question: str) -> bool:
+    """A question asking for a fact (who, when, where, which, what, how many/much/old/long...) gets a short
+    answer inside the sentence; yes/no, why and how-questions keep the sentence alone."""
+    return bool(_FACTOID.match(question))
+
+
+def headline_only_words(question: str, story: set[str] | dict[str, int], aside: set[str]) -> list[str]:
+    """Content words of the question that no passage of story text holds, but a line set aside does (a
+    related-story headline, a promo): the question is about another story."""
+    found = []
+    for w in words(question):
+        # four letters at least: short words ("get" of "CLICK HERE TO GET THE APP") are too common to carry a topic
+        if w.isalpha() and len(w) > 3 and w not in STOPWORDS and not _known(w, story) and w in aside and w not in found:
+            found.append(w)
+    return found

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .articles import story_key
+from .articles import aside_words, story_key
 from .chunking import chunk_article
 from .embedding import content_mask
 from .errors import IndexCorruptError, IndexMissingError, IndexWriteError
@@ -35,7 +35,7 @@ from .lexical import LexicalIndex
 from .locks import LOCK_FILES, read_lock
 from .types import Article, ArticleInfo, Chunk, Span
 
-FORMAT_VERSION = 2
+FORMAT_VERSION = 3  # 3: articles carry content (duplicate check) and aside (headline-only words)
 MANIFEST = "manifest.json"
 REBUILD_HINT = "`qa build` rebuilds it (a damaged index is rebuilt from the articles)"
 PART_PREFIXES = frozenset({"passages", "dense", "sentences", "tokens", "tokensentences", "lexical"})
@@ -86,6 +86,11 @@ class StoredIndex:
         matrix = np.ascontiguousarray(self.token_vectors, dtype=np.float32)
         self.token_vectors = matrix
         return matrix
+
+    @cached_property
+    def aside_vocabulary(self) -> set[str]:
+        """Words that the articles hold only in lines that are not story text (related-story headlines, promos)."""
+        return {w for a in self.articles.values() for w in a.aside} - set(self.lexical.vocabulary)
 
     @cached_property
     def article_rows(self) -> dict[str, np.ndarray]:
@@ -199,7 +204,7 @@ def build_index(
             infos[article.id] = article
         else:
             infos[article.id] = ArticleInfo(article.id, article.path, article.title, article.date, article.sha256,
-                                            article.url, article.source, story_key(article))
+                                            article.url, article.source, story_key(article), aside_words(article))
         kept = old_rows.get((article.id, article.sha256))
         if kept is not None:
             chunks.extend(previous.chunks[r] for r in kept)
@@ -414,7 +419,7 @@ def _write_parts(index: StoredIndex, folder: Path, names: dict[str, str], passag
         "sources": [_rel(s, base) for s in index.sources],
         "counts": {"articles": len(index.articles), "passages": len(index.chunks), "sentences": int(len(index.sentence_vectors))},
         "articles": [
-            {**asdict(a), "path": _rel(a.path, base)} for a in index.articles.values()
+            {**asdict(a), "path": _rel(a.path, base), "aside": list(a.aside)} for a in index.articles.values()
         ],
         "parts": names,
         "files": files,
@@ -468,7 +473,8 @@ def _manifest_problem(manifest: object) -> str | None:
             return f"'files'[{name!r}] needs a 'sha256' string and a 'bytes' count"
     for a in manifest["articles"]:
         if not all(isinstance(a[k], str) for k in ("id", "path", "title", "sha256")) \
-                or not all(isinstance(a.get(k), (str, type(None))) for k in ("date", "url", "source", "content")):
+                or not all(isinstance(a.get(k), (str, type(None))) for k in ("date", "url", "source", "content")) \
+                or not isinstance(a.get("aside", []), list):
             return "an entry of 'articles' has a field of the wrong type"
     if not all(isinstance(x, str) for x in manifest["sources"]):
         return "'sources' must be a list of paths"
@@ -511,7 +517,8 @@ def _load(folder: Path, manifest: dict) -> StoredIndex:
         token_sentence = np.load(folder / parts["token_sentences"], allow_pickle=False)
         lexical = LexicalIndex.load(folder / parts["lexical"])
         articles = {a["id"]: ArticleInfo(a["id"], _abs(a["path"], base), a["title"], a["date"], a["sha256"],
-                                         a.get("url"), a.get("source"), a.get("content")) for a in manifest["articles"]}
+                                         a.get("url"), a.get("source"), a.get("content"), tuple(a.get("aside") or ()))
+                    for a in manifest["articles"]}
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
         raise IndexCorruptError(f"The index in {folder}/ cannot be read ({type(exc).__name__}: {exc}); {REBUILD_HINT}.") from None
     if (dense.ntotal != len(chunks) or len(sentence_vectors) != sum(len(c.sentences) for c in chunks)

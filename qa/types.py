@@ -72,6 +72,7 @@ class ArticleInfo:
     url: str | None = None  # where the story was published, when known (an added page's canonical URL)
     source: str | None = None  # the publication, when known (an added page's site name)
     content: str | None = None  # sha256 of the story's words (qa.articles.story_key): finds a story added twice
+    aside: tuple[str, ...] = ()  # words found only in lines that are not story text (related-story headlines, promos)
 
 
 @dataclass(frozen=True)

@@ -308,9 +308,11 @@ def test_squad_v11_articles_and_offsets(tmp_path):
     assert articles[1].raw == BAKERY and articles[1].paragraphs[0].end == len(BAKERY)
     # gold questions point at their article; duplicate answers are kept once, in order
     assert golds == [
-        GoldQuestion("q1", "When did the storm flood the harbour?", "Friday", ("Friday", "on Friday"), "Harbour_Storm"),
-        GoldQuestion("q2", "How long did crews pump?", "three days", ("three days",), "Harbour_Storm"),
-        GoldQuestion("q3", "Which contest?", "the sourdough contest", ("the sourdough contest",), "Bakery"),
+        GoldQuestion("q1", "When did the storm flood the harbour?", "Friday", ("Friday", "on Friday"), "Harbour_Storm",
+                     ("Friday", "on Friday")),  # SQuAD's answers are short answers too: span EM / F1
+        GoldQuestion("q2", "How long did crews pump?", "three days", ("three days",), "Harbour_Storm", ("three days",)),
+        GoldQuestion("q3", "Which contest?", "the sourdough contest", ("the sourdough contest",), "Bakery",
+                     ("the sourdough contest",)),
     ]
     # the articles chunk with exact offsets like files do
     for article in articles:
@@ -324,7 +326,7 @@ def test_squad_v20_impossible_questions_are_unanswerable(tmp_path):
     articles, golds = squad_corpus(write_json(tmp_path / "v2.json", SQUAD_V20))
     assert len(articles) == 1
     assert golds == [
-        GoldQuestion("p1", "Which contest?", "sourdough contest", ("sourdough contest",), "Bakery"),
+        GoldQuestion("p1", "Which contest?", "sourdough contest", ("sourdough contest",), "Bakery", ("sourdough contest",)),
         GoldQuestion("p2", "Who owns the bakery?", None, (), "Bakery"),
         GoldQuestion("p3", "What does it sell?", None, (), "Bakery"),
     ]

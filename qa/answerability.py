@@ -1,0 +1,191 @@
+"""Does one of the candidate sentences state the answer? A small reader on onnxruntime (never PyTorch).
+
+The engine's worst failure is a confident, unrelated sentence for a near-topic question the article does not
+answer. This model reads the question with each candidate sentence of the top passage
+(`[CLS] question [SEP] sentence [SEP]`, all-MiniLM-L6-v2 cut to a few layers, int8) and returns, per
+sentence, a calibrated probability that it states the answer and the short answer span inside it. It is
+trained by `python -m qa.training` (see that module and models/answerability/MODEL_CARD.md); the folder's
+config.json carries the abstention threshold chosen on calibration articles never trained on.
+
+Typical use: read the engine's top 1-2 sentences of its top passage; abstain when the best answer_prob is
+below `model.threshold`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from .errors import ConfigError
+
+DEFAULT_FOLDER = Path(__file__).resolve().parent.parent / "models" / "answerability"
+SUPPORTED_VERSION = 1
+MAX_SPAN_PIECES = 30  # longest short answer, in word pieces
+_YES_NO = re.compile(r"^\s*(is|was|are|were|did|does|do|has|have|had|can|could|will|would|should|may|might|must|am)\b",
+                     re.IGNORECASE)
+
+
+def is_yes_no(question: str) -> bool:
+    """A question answered by yes or no ("Was the officer fired?"): no short span is offered for it."""
+    return bool(_YES_NO.match(question))
+
+
+@dataclass(frozen=True)
+class Reading:
+    sentence: int  # index into the `sentences` given to `read`
+    answer_prob: float  # calibrated P(this sentence states the answer to the question)
+    span: tuple[int, int] | None  # [start, end) characters of the short answer in passage_text, or None
+    span_prob: float  # P(start) * P(end) of that span under the model (0 when span is None)
+    logit: float  # the raw answer logit, before calibration
+
+
+def encode_pairs(tokenizer, questions: Sequence[str], sentences: Sequence[str], max_length: int) -> list:
+    """`tokenizers` Encodings of (question, sentence) pairs, truncated (longest side first) to max_length
+    pieces, unpadded. Training and inference share this function so they cut text the same way."""
+    tokenizer.no_padding()
+    tokenizer.enable_truncation(max_length, strategy="longest_first")
+    return tokenizer.encode_batch(list(zip(questions, sentences)))
+
+
+def write_config(folder: Path, config: dict) -> None:
+    """config.json with the sha256 and size of model.onnx, so a truncated or swapped file is caught at load."""
+    folder = Path(folder)
+    data = (folder / "model.onnx").read_bytes()
+    config = {**config, "model_sha256": hashlib.sha256(data).hexdigest(), "model_bytes": len(data)}
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+
+
+def _fix() -> str:
+    return "run `python -m qa.training --output models/answerability` (about an hour on 2 CPUs) or restore the folder from git"
+
+
+class AnswerabilityModel:
+    """Load once (`load`), then `read` per question. Outputs are deterministic for a given input."""
+
+    def __init__(self, folder: Path, config: dict, threads: int | None = None) -> None:
+        self.folder = folder
+        self.config = config
+        self.max_length = int(config["max_length"])
+        self.platt = tuple(float(x) for x in config.get("platt", (1.0, 0.0)))
+        self.threshold = float(config.get("threshold", 0.5))
+        self.read_sentences = int(config.get("read_sentences", 2))
+        self._threads = threads
+
+    @classmethod
+    def load(cls, folder: str | Path | None = None, *, threads: int | None = None) -> AnswerabilityModel:
+        """The model in `folder` (default: <project root>/models/answerability). Raises ConfigError naming
+        the file and the fix when the folder is missing, incomplete, corrupt or of another version."""
+        folder = Path(folder) if folder is not None else DEFAULT_FOLDER
+        if not folder.is_dir():
+            raise ConfigError(f"No answerability model in {folder}/ (the folder does not exist); {_fix()}.")
+        try:
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise ConfigError(f"{folder}/config.json cannot be read ({exc.strerror}); {_fix()}.") from None
+        except ValueError as exc:
+            raise ConfigError(f"{folder}/config.json is not valid JSON ({exc}); {_fix()}.") from None
+        if not isinstance(config, dict) or config.get("version") != SUPPORTED_VERSION:
+            found = config.get("version") if isinstance(config, dict) else type(config).__name__
+            raise ConfigError(f"{folder}/config.json has version {found!r}; this code reads version {SUPPORTED_VERSION}; {_fix()}.")
+        for key in ("max_length", "model_sha256", "model_bytes"):
+            if key not in config:
+                raise ConfigError(f"{folder}/config.json lacks {key!r}; {_fix()}.")
+        model_file, tok_file = folder / "model.onnx", folder / "tokenizer.json"
+        for f in (model_file, tok_file):
+            if not f.is_file():
+                raise ConfigError(f"{f} is missing; {_fix()}.")
+        size = model_file.stat().st_size
+        if size != config["model_bytes"]:
+            hint = " (a Git LFS pointer: run `git lfs pull`)" if size < 1000 else ""
+            raise ConfigError(f"{model_file} has {size:,} bytes, config.json says {config['model_bytes']:,}{hint}; {_fix()}.")
+        digest = hashlib.sha256(model_file.read_bytes()).hexdigest()
+        if digest != config["model_sha256"]:
+            raise ConfigError(f"{model_file} has sha256 {digest[:12]}…, config.json says {config['model_sha256'][:12]}…; {_fix()}.")
+        model = cls(folder, config, threads)
+        model.session  # noqa: B018 - load now, so a broken file fails here and not on the first question
+        model.tokenizer  # noqa: B018
+        return model
+
+    @cached_property
+    def tokenizer(self):
+        from tokenizers import Tokenizer
+
+        try:
+            return Tokenizer.from_file(str(self.folder / "tokenizer.json"))
+        except Exception as exc:  # tokenizers raises a bare Exception for a malformed file
+            raise ConfigError(f"{self.folder}/tokenizer.json cannot be loaded ({exc}); {_fix()}.") from None
+
+    @cached_property
+    def session(self):
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self._threads or int(os.environ.get("QA_THREADS", "0")) or min(4, os.cpu_count() or 1)
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        options.log_severity_level = 3
+        try:
+            return ort.InferenceSession(str(self.folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # onnxruntime raises its own types for a truncated or corrupt file
+            raise ConfigError(f"{self.folder}/model.onnx cannot be loaded ({type(exc).__name__}: {exc}); {_fix()}.") from None
+
+    def calibrate(self, logit: float) -> float:
+        a, b = self.platt
+        return float(1.0 / (1.0 + np.exp(-(a * logit + b))))
+
+    def read(self, question: str, passage_text: str, sentences: Sequence[tuple[int, int]]) -> list[Reading]:
+        """One Reading per given sentence ([start, end) offsets into passage_text), in the order given."""
+        spans = [(int(a), int(b)) for a, b in sentences]
+        for a, b in spans:
+            if not 0 <= a < b <= len(passage_text):
+                raise ValueError(f"Sentence span ({a}, {b}) is not inside the passage of {len(passage_text)} characters.")
+        if not spans:
+            return []
+        texts = [passage_text[a:b] for a, b in spans]
+        encs = encode_pairs(self.tokenizer, [question] * len(texts), texts, self.max_length)
+        width = max(len(e.ids) for e in encs)
+        ids = np.zeros((len(encs), width), np.int64)
+        types = np.zeros_like(ids)
+        mask = np.zeros_like(ids)
+        for i, e in enumerate(encs):
+            n = len(e.ids)
+            ids[i, :n], types[i, :n], mask[i, :n] = e.ids, e.type_ids, 1
+        answer, start, end = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
+        yes_no = is_yes_no(question)
+        out = []
+        for i, (e, (a, _b)) in enumerate(zip(encs, spans)):
+            span, span_prob = (None, 0.0) if yes_no else self._best_span(e, start[i], end[i], texts[i], a)
+            logit = float(answer[i])
+            out.append(Reading(i, self.calibrate(logit), span, span_prob, logit))
+        return out
+
+    @staticmethod
+    def _best_span(enc, start: np.ndarray, end: np.ndarray, text: str, offset: int) -> tuple[tuple[int, int] | None, float]:
+        """The most likely [start, end) of at most MAX_SPAN_PIECES pieces of the sentence, widened to whole words."""
+        allowed = [t for t, (tid, (a, b)) in enumerate(zip(enc.type_ids, enc.offsets)) if tid == 1 and b > a]
+        if not allowed:
+            return None, 0.0
+        idx = np.array(allowed)
+        s = start[idx].astype(np.float64)
+        e = end[idx].astype(np.float64)
+        ps = np.exp(s - s.max())
+        ps /= ps.sum()
+        pe = np.exp(e - e.max())
+        pe /= pe.sum()
+        joint = np.triu(np.outer(ps, pe)) - np.triu(np.outer(ps, pe), MAX_SPAN_PIECES)
+        i, j = np.unravel_index(int(np.argmax(joint)), joint.shape)
+        a = enc.offsets[idx[i]][0]
+        b = enc.offsets[idx[j]][1]
+        while a > 0 and text[a - 1].isalnum():
+            a -= 1
+        while b < len(text) and text[b].isalnum():
+            b += 1
+        return (offset + a, offset + b), float(joint[i, j])

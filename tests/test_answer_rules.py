@@ -1,0 +1,104 @@
+"""Honest answers: the rules and the trained reader that decide between an answer and "the article does not
+say", the short answer inside the sentence, and the refusal in plain words. Unit cases, then the real model on
+the seed article (the questions the honest-answers issue names)."""
+
+from __future__ import annotations
+
+import pytest
+
+from helpers import SMALL_CORPUS, FakeEmbedder, seed_engine, write_articles, qa_clean_env  # noqa: F401 - fixtures
+from qa import Engine, resolve_settings
+from qa.evaluation import GoldQuestion, span_scores
+from qa.grounding import expected_type, has_type, headline_only_words, missing_fact, span_fits, wants_short_answer
+
+
+@pytest.mark.parametrize(("question", "clause"), [
+    ("Was the officer fired?", "whether the officer was fired"),
+    ("Were any victims identified?", "whether any victims were identified"),
+    ("Who made the allegation?", "who made the allegation"),
+    ("What is the name of the accused officer?", "what the name of the accused officer is"),
+    ("Has the accused officer been suspended?", "whether the accused officer has been suspended"),
+    ("How many officers were fired?", "how many officers were fired"),
+    ("What did the mayor say about it?", None),  # do-support: no clause, a plain refusal
+    ("Why?", None),
+])
+def test_a_refusal_names_what_the_article_lacks(question, clause):
+    assert missing_fact(question) == clause
+
+
+def test_a_name_question_needs_a_name_the_question_does_not_give():
+    q = "What is the name of the accused officer?"
+    assert expected_type(q) == "name" and expected_type("What is Kersten's first name?") == "name"
+    assert not has_type("The tipster also said other officers in the 10th District did so, Kersten added.", "name", q)
+    assert has_type("The officer, John Smith, was accused of misconduct.", "name", q)
+    assert not has_type("Officer Smith was accused.", "name", "What is the name of officer Smith?")
+
+
+def test_words_only_in_headlines_are_found():
+    story = {"police": 3, "officer": 2}
+    assert headline_only_words("What did the mayor say?", story, {"mayor", "chicago"}) == ["mayor"]
+    assert headline_only_words("When did police get the app?", story, {"get", "app"}) == []  # too short to be a topic
+
+
+@pytest.mark.parametrize(("question", "span", "fits"), [
+    ("When did the agency receive the information?", "July 6", True),
+    ("When did the agency receive the information?", "the agency", False),
+    ("How many migrants lived there?", "650", True),
+    ("Who heads COPA?", "Andrea Kersten", True),
+    ("Who heads COPA?", "the chief administrator", False),
+    ("What was found?", "cracks in three steel girders in the old bridge span", False),  # over six words
+])
+def test_a_short_answer_must_have_the_shape_asked_for(question, span, fits):
+    assert span_fits(question, span) is fits
+
+
+def test_yes_no_and_why_questions_keep_the_sentence():
+    assert not wants_short_answer("Were any victims identified?") and not wants_short_answer("Why did they move?")
+    assert wants_short_answer("How many officers were involved?") and wants_short_answer("Who said that?")
+
+
+def test_span_exact_match_and_f1_are_squad_style():
+    gold = GoldQuestion("q", "When?", "July 6", ("July 6", "on July 6"), short=("July 6", "on July 6"))
+    assert span_scores({"answer": {"span": {"text": "July 6,"}}}, gold) == (1.0, 1.0)
+    em, f1 = span_scores({"answer": {"span": {"text": "July 6 about an allegation"}}}, gold)
+    assert em == 0.0 and 0.5 < f1 < 0.7
+    assert span_scores({"answer": None}, gold) == (0.0, 0.0)
+
+
+def test_the_reader_can_be_switched_off(tmp_path):
+    corpus = write_articles(tmp_path / "articles", SMALL_CORPUS)
+    settings = resolve_settings(index_dir=str(tmp_path / "index"), articles=[str(corpus)], model="fake-bow", reader="off")
+    engine = Engine.open(settings, embedder=FakeEmbedder(), log=lambda _m: None)
+    answer = engine.ask("How much will the bridge repairs cost?")
+    assert engine.reader is None and not answer.abstained and answer.span is None
+
+
+# --- the real model on the seed article -------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("question", "reason"), [
+    ("What did the mayor say about the allegations?", "The article mentions 'mayor' only in a related-story headline, not in the story."),
+    ("What is the name of the accused officer?", "The article does not say what the name of the accused officer is."),
+    ("Who is Chicago's new mayor?", "The article mentions 'mayor' only in a related-story headline, not in the story."),
+    ("What is a good recipe for deep dish pizza?", None),
+])
+def test_near_topic_questions_the_article_does_not_answer_are_refused(seed_engine, question, reason):
+    answer = seed_engine.ask(question).to_json()
+    assert answer["abstained"] and answer["answer"] is None
+    if reason:
+        assert answer["reason"] == reason
+    assert answer["details"] and "QA_" not in answer["reason"]
+    assert answer["passages"] and all(p["closest"] for p in answer["passages"])
+
+
+@pytest.mark.slow
+def test_a_factual_question_gets_its_short_answer_with_exact_offsets(seed_engine):
+    answer = seed_engine.ask("When did the agency receive the information?").to_json()
+    span = answer["answer"]["span"]
+    assert span["text"] == "July 6"
+    raw = open(seed_engine.index.articles["000_1377f01862d9140a"].path, encoding="utf-8", newline="").read()
+    assert raw[span["start"]:span["end"]] == "July 6"
+    p = answer["passages"][0]
+    assert p["highlight"]["start"] <= span["start"] < span["end"] <= p["highlight"]["end"]  # inside the sentence
+    assert seed_engine.ask("Were any victims identified?").to_json()["answer"]["span"] is None  # yes/no: the sentence
