@@ -479,13 +479,19 @@ def private_mb(pid: int) -> float:
 
 
 def children(pid: int) -> list[int]:
-    """Live child processes of `pid` (the app's ask workers)."""
+    """Live descendants of `pid`: the app's ask worker spawner and the workers it forks."""
     out = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return out
+    for task in tasks:
         try:
-            out += [int(c) for c in (task / "children").read_text().split()]
+            direct = [int(c) for c in (task / "children").read_text().split()]
         except OSError:
-            pass
+            continue
+        for c in direct:
+            out += [c, *children(c)]
     return out
 
 
@@ -493,7 +499,14 @@ def cpu_seconds(pid: int, with_children: bool = False) -> float:
     """User + system CPU time of a process (all its threads) so far, and of its live children if asked."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return own + (sum(cpu_seconds(c) for c in children(pid)) if with_children else 0.0)
+    return own + (sum(_cpu_or_zero(c) for c in children(pid)) if with_children else 0.0)
+
+
+def _cpu_or_zero(pid: int) -> float:
+    try:
+        return cpu_seconds(pid)
+    except OSError:  # ended meanwhile
+        return 0.0
 
 
 def free_port() -> int:
@@ -531,11 +544,11 @@ class App:
                 time.sleep(0.05)
 
     def memory(self) -> dict:
-        """VmHWM / VmRSS of the app process, and what its ask workers add: the sum of their private memory
-        (forked, they share the rest with the app, which their RSS would count again)."""
+        """VmHWM / VmRSS of the app process, and what its ask workers (and their spawner) add: the sum of their
+        private memory (forked, they share the rest with the app, which their RSS would count again)."""
         out = proc_status(self.proc.pid)
         workers = children(self.proc.pid)
-        out["workers"] = len(workers)
+        out["workers"] = max(0, len(workers) - 1)  # the spawner is not a worker
         out["workers_private"] = round(sum(private_mb(w) for w in workers), 1)
         return out
 

@@ -4,8 +4,10 @@
   moment of connecting; uvicorn itself waits forever for a first byte), and `request_timeout` seconds from its
   first byte to the end of the request body (a client that trickles its headers or body is cut off).
 - At most `max_connections` are open; a new one beyond that closes the connection that has been waiting
-  longest without a request being answered (idle, or still sending its request). 20,000 idle connections
-  therefore cost the app a bounded number of descriptors, and a real request still gets through.
+  longest (at least half a second) without a request being answered (idle, or still sending its request).
+  20,000 idle connections therefore cost the app a bounded number of descriptors, and a real request still
+  gets through. The accept backlog is kept small and reserved below the open-file limit, since the loop
+  accepts a burst before the cap applies; running out anyway is one log line, not a traceback per accept.
 - The process's open-file limit is raised to its hard limit at start.
 - Repeated log messages (an accept error, a flood of bad requests) are collapsed: each distinct message at
   most once per `window` seconds, with the number suppressed.
@@ -13,6 +15,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import resource
 import time
@@ -22,6 +25,7 @@ import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
 RESERVED_DESCRIPTORS = 256  # for files, worker sockets and the like, beside client connections
+ACCEPT_BACKLOG = 512  # the accept loop takes up to this many sockets at once, before the cap can close any
 DEFAULT_MAX_CONNECTIONS = 4096
 
 
@@ -43,7 +47,24 @@ def connection_cap(requested: int | None = None) -> int:
     RESERVED_DESCRIPTORS below the open-file limit."""
     soft = raise_open_file_limit()
     cap = requested or DEFAULT_MAX_CONNECTIONS
-    return max(16, min(cap, soft - RESERVED_DESCRIPTORS))
+    return max(16, min(cap, soft - RESERVED_DESCRIPTORS - ACCEPT_BACKLOG))
+
+
+def quiet_accept_errors(loop, log) -> None:
+    """Out of descriptors in the accept loop: one line (throttled by RepeatFilter), not a traceback per accept."""
+    default = loop.get_exception_handler()
+
+    def handler(loop, context) -> None:
+        exc = context.get("exception")
+        if isinstance(exc, OSError) and exc.errno in (errno.EMFILE, errno.ENFILE):
+            log.warning("out of file descriptors accepting connections (%s); new connections wait", exc.strerror)
+            return
+        if default is not None:
+            default(loop, context)
+        else:
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
 
 
 class GuardedH11Protocol(H11Protocol):
@@ -55,6 +76,8 @@ class GuardedH11Protocol(H11Protocol):
     idle_timeout = 5.0
     request_timeout = 10.0
     max_connections = DEFAULT_MAX_CONNECTIONS
+    min_wait = 0.5  # a connection is only closed for another after waiting this long: a request already in its
+    # socket may not have been read yet by a loop busy accepting a flood (closing it reset real requests)
     _waiting: OrderedDict[GuardedH11Protocol, None]  # connections with no request being answered, oldest first
 
     @classmethod
@@ -65,11 +88,12 @@ class GuardedH11Protocol(H11Protocol):
     def connection_made(self, transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self._deadline = None
+        self._since = time.monotonic()
         self._waiting[self] = None
         while len(self.connections) > self.max_connections and self._waiting:
             oldest = next(iter(self._waiting))
-            if oldest is self:
-                break
+            if oldest is self or self._since - oldest._since < self.min_wait:
+                break  # every waiting connection is recent: let the count run over the cap for a moment
             oldest._close("connection limit reached")
         # a new connection must start its request soon: uvicorn's keep-alive timer does exactly that
         self.timeout_keep_alive_task = self.loop.call_later(self.idle_timeout, self.timeout_keep_alive_handler)
@@ -91,6 +115,7 @@ class GuardedH11Protocol(H11Protocol):
     def on_response_complete(self) -> None:
         super().on_response_complete()
         if not self.transport.is_closing():
+            self._since = time.monotonic()
             self._waiting[self] = None
             self._waiting.move_to_end(self)
 

@@ -472,7 +472,7 @@ def serve(app, service: Service, host: str, port: int, *, workers: int, ask_time
 
     import uvicorn
 
-    from .connections import GuardedH11Protocol, connection_cap, throttle_logs
+    from .connections import ACCEPT_BACKLOG, GuardedH11Protocol, connection_cap, quiet_accept_errors, throttle_logs
 
     if workers:
         try:
@@ -484,11 +484,12 @@ def serve(app, service: Service, host: str, port: int, *, workers: int, ask_time
     throttle_logs("uvicorn", "uvicorn.error", "asyncio")
     logging.getLogger("asyncio").setLevel(logging.WARNING)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", http=protocol, timeout_keep_alive=5,
-                            h11_max_incomplete_event_size=64 * KIB)
+                            h11_max_incomplete_event_size=64 * KIB, backlog=ACCEPT_BACKLOG)
     pool = service.pool
 
     class Server(uvicorn.Server):
         async def startup(self, sockets=None) -> None:
+            quiet_accept_errors(asyncio.get_running_loop(), logging.getLogger("uvicorn.error"))
             await super().startup(sockets)
             if self.started:  # the port is bound: only now is it true that we serve
                 service.log(f"serving on http://{host}:{port}" + (
