@@ -64,7 +64,7 @@ K = 3
 APP_THREADS = "1"  # app.py's default QA_THREADS: the in-process comparison runs with the same setting
 
 TARGETS = {
-    "warm": 0.6,  # warm ask p50 <= 0.6 x floor
+    "warm": 1.0,  # warm ask p50 <= 1.0 x floor (the honest-answers issue: with the reader; 0.6 before it)
     "http_ms": 8.0,  # HTTP p50 <= warm ask p50 + 8 ms
     "scale4": 1.7,  # 4-client throughput >= 1.7 x one client
     "cold": 0.8,  # cold start <= 0.8 x bare floor process
@@ -185,6 +185,7 @@ def snapshot_code(work: Path) -> dict:
     shutil.copy2(ROOT / "app.py", CODE / "app.py")
     shutil.copytree(ROOT / "articles", CODE / "articles")
     shutil.copytree(ROOT / "index" / "onnx", CODE / "onnx")
+    shutil.copytree(ROOT / "models", CODE / "models")  # the trained reader the engine loads
     sys.path.insert(0, str(CODE))
     h = hashlib.sha256()
     for f in sorted([*(CODE / "qa").rglob("*.py"), CODE / "app.py"]):
