@@ -472,7 +472,8 @@ def serve(app, service: Service, host: str, port: int, *, workers: int, ask_time
 
     import uvicorn
 
-    from .connections import ACCEPT_BACKLOG, GuardedH11Protocol, connection_cap, quiet_accept_errors, throttle_logs
+    from .connections import (ACCEPT_BACKLOG, GuardedH11Protocol, connection_cap, quiet_accept_errors, throttle_logs,
+                              widen_listen_queue)
 
     if workers:
         try:
@@ -492,6 +493,7 @@ def serve(app, service: Service, host: str, port: int, *, workers: int, ask_time
             quiet_accept_errors(asyncio.get_running_loop(), logging.getLogger("uvicorn.error"))
             await super().startup(sockets)
             if self.started:  # the port is bound: only now is it true that we serve
+                widen_listen_queue(sock for server in self.servers for sock in server.sockets)
                 service.log(f"serving on http://{host}:{port}" + (
                     f", /api/ask questions answered by {workers} ask worker process(es) (pids "
                     f"{', '.join(map(str, pool.pids))}), spawner pid {pool.spawner_pid}" if pool is not None else ""))

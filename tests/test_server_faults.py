@@ -111,6 +111,42 @@ def test_twenty_thousand_idle_connections_leave_real_requests_answered(app):
     assert "Traceback" not in "\n".join(new_lines)
 
 
+def test_the_kernel_queues_a_burst_of_connections_the_loop_has_not_accepted_yet():
+    """A flood filled the 512-long accept queue and one real handshake was dropped, retried a second later.
+    widen_listen_queue lets the kernel queue more without changing how many the loop accepts at once."""
+    from qa.connections import widen_listen_queue
+
+    def completed_handshakes(widen: bool) -> int:
+        with socket.socket() as server:
+            server.bind(("127.0.0.1", 0))
+            server.listen(1)  # nobody accepts: only the kernel's queue holds the connections
+            if widen:
+                widen_listen_queue([server], 256)
+            clients = []
+            try:
+                for _ in range(64):
+                    c = socket.socket()
+                    c.setblocking(False)
+                    c.connect_ex(server.getsockname())
+                    clients.append(c)
+                time.sleep(0.5)
+                return sum(c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0 and _connected(c) for c in clients)
+            finally:
+                for c in clients:
+                    c.close()
+
+    assert completed_handshakes(widen=False) < 8  # a queue of one: the rest wait for a retry
+    assert completed_handshakes(widen=True) == 64
+
+
+def _connected(sock: socket.socket) -> bool:
+    try:
+        sock.getpeername()
+        return True
+    except OSError:
+        return False
+
+
 def test_a_connection_that_sends_nothing_is_closed(app):
     with socket.create_connection(("127.0.0.1", app.port), timeout=10) as sock:
         t = time.monotonic()
