@@ -31,29 +31,11 @@ from qa.config import resolve_settings  # noqa: E402
 from qa.engine import Engine  # noqa: E402
 from qa.evaluation import normalize, squad_corpus  # noqa: E402
 from qa.grounding import expected_type, has_type, wants_short_answer  # noqa: E402
+from qa.training import DEFAULT_V2  # noqa: E402  (qa.training imports torch only to train)
+from qa.training import content_words as stems  # noqa: E402
 
-HALF_A = ROOT.parent / "shared" / "bench-data" / "squad-dev-v2.0-half-a.json"
-WORD = re.compile(r"[a-z0-9]+")
-STOP = frozenset(
-    "a an the of in on at to for from by with and or but is are was were be been being do does did has have had what "
-    "which who whom whose when where why how that this these those it its as into than then there their they them he "
-    "she his her him i you we our us not no can could would should will shall may might must also such other some any "
-    "many much more most if so about after before during over under between through up down out one s".split())
 NEGATIONS = frozenset({"not", "never", "no", "nobody", "none", "nothing", "without"})
 WH = ("who", "when", "where", "why", "which", "what", "how", "other")
-
-
-def stems(text: str) -> list[str]:
-    out = []
-    for w in WORD.findall(text.lower()):
-        if w in STOP:
-            continue
-        for suffix in ("ing", "ed", "es", "s", "ly"):
-            if len(w) > len(suffix) + 3 and w.endswith(suffix):
-                w = w[: -len(suffix)]
-                break
-        out.append(w)
-    return out
 
 
 def negated(text: str) -> bool:
@@ -162,7 +144,7 @@ def leave_one_article_out(rows: list[dict], names: list[str], boosted: bool) -> 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--work", type=Path, default=ROOT / ".bench" / "answerability-features")
-    ap.add_argument("--squad-v2", type=Path, default=HALF_A)
+    ap.add_argument("--squad-v2", type=Path, default=DEFAULT_V2)
     args = ap.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
     config = json.loads((ROOT / "models" / "answerability" / "config.json").read_text(encoding="utf-8"))
