@@ -20,7 +20,7 @@ W, H, PAD = 560, 380, 60
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=ROOT / "docs" / "answerability-tradeoff.svg")
-    ap.add_argument("--chosen", type=float, default=0.15, help="the threshold in use (QA_ANSWERABILITY_BELOW)")
+    ap.add_argument("--chosen", type=float, default=0.2, help="the threshold in use (QA_ANSWERABILITY_BELOW)")
     args = ap.parse_args()
     config = json.loads((ROOT / "models" / "answerability" / "config.json").read_text(encoding="utf-8"))
     curve = sorted(config["trade_off"], key=lambda p: p["threshold"])
