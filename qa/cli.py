@@ -221,8 +221,15 @@ def _asker(args: argparse.Namespace, articles=None, warm: str | None = None):
         from .client import ask_remote
 
         auth = (args.user, os.environ.get("QA_PASSWORD", "")) if args.user else None
-        return lambda q, history=None, article=None: ask_remote(args.url, q, args.k, auth=auth, history=history,
-                                                                article=article)
+
+        def ask(q, history=None, article=None):
+            return ask_remote(args.url, q, args.k, auth=auth, history=history, article=article)
+
+        if warm:
+            # one request before the parallel run: a wrong password costs one failed login, not one per question
+            # (which would lock the user, and then the address, out of the app for a minute)
+            ask(warm)
+        return ask
     from .engine import Engine
     from .validation import check_history
 

@@ -523,7 +523,10 @@ def test_eval_over_http_logs_in(auth_app):
     ok = _qa_eval("--url", auth_app.url, "--user", user, env={"QA_PASSWORD": password})
     assert ok.returncode == 0, ok.stderr
     assert json.loads(ok.stdout)["metrics"]["questions"] >= 50
-    other = AUTH_USERS[1][0]  # other tests spent some of ann's failed logins: the throttle counts per user
+    other, other_password = AUTH_USERS[1]  # other tests spent some of ann's failed logins: the throttle counts per user
     refused = _qa_eval("--url", auth_app.url, "--user", other, env={"QA_PASSWORD": "wrong"})
     assert refused.returncode == 2
     assert f"refused the login of user '{other}'" in refused.stderr and "Traceback" not in refused.stderr
+    # the wrong password cost one failed login, not one per question: bob is not locked out (5 a minute)
+    again = _qa_eval("--url", auth_app.url, "--user", other, env={"QA_PASSWORD": other_password})
+    assert again.returncode == 0, again.stderr
