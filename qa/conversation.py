@@ -36,7 +36,7 @@ _NOT_NAMES = {"monday", "tuesday", "wednesday", "thursday", "friday", "saturday"
               "march", "april", "may", "june", "july", "august", "september", "october", "november", "december",
               "the", "a", "an", "this", "that", "in", "on", "at", "as", "but", "and", "i", "it", "he", "she", "they", "we",
               "last", "later", "earlier", "mr", "mrs", "ms", "dr"}
-_NAME = re.compile(r"\b[A-Z][\w’'.-]*(?:\s+(?:of\s+|de\s+|the\s+|for\s+)?[A-Z][\w’'.-]*)*")
+_NAME = re.compile(r"(?:\b\d+(?:st|nd|rd|th)\s+)?\b[A-Z][\w’'.-]*(?:\s+(?:of\s+|de\s+|the\s+|for\s+)?[A-Z][\w’'.-]*)*")
 
 
 @dataclass(frozen=True)

@@ -53,6 +53,15 @@ def test_pronouns_are_spelled_out_for_the_reader_not_searched():
     assert r.interpreted_as.startswith("Who said that (following on: Were any victims identified)")
 
 
+def test_a_place_named_with_an_ordinal_is_kept_whole():
+    tipster = ("The tipster also indicated several other officers in the 10th District may have engaged in similar "
+               "misconduct, Kersten added.")
+    r = resolve("Who runs it?", history(("Were other officers involved?", tipster)))
+    assert r.interpreted_as == "Who runs 10th District?"  # not "Who runs District?"
+    r = resolve("What is her title?", history(("Were other officers involved?", tipster)))
+    assert r.interpreted_as == "What is Kersten's title?"
+
+
 def test_a_fragment_is_searched_with_the_previous_question():
     h = history(("How many migrants were living at police stations?", "650 continued living at police stations."))
     r = resolve("And in the shelters?", h)
