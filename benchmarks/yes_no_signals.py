@@ -3,7 +3,8 @@ reports ("Was the officer fired?")? An experiment, not part of the service. Per 
 gold sets and the conversation gold sets (each conversation turn as its gold self-contained `interpreted_as`),
 plus the unanswerable ones written for this check (EXTRA), through the seed index:
 
-- missing: content words of the question found nowhere in the article (plain suffix stemming);
+- missing: content words of the question found nowhere in the article (qa.training's content words, plural "s"
+  stripped);
 - weakest: min over the question's content word pieces of their best MiniLM token cosine in the answer sentence;
 - reader: the trained reader's answer probability for the answer sentence.
 
@@ -15,7 +16,6 @@ Results: docs/answerability.md, "Yes/no questions about events the article never
 from __future__ import annotations
 
 import json
-import re
 import sys
 from pathlib import Path
 
@@ -27,17 +27,13 @@ sys.path.insert(0, str(ROOT))
 from qa.answer import _read  # noqa: E402
 from qa.answerability import is_yes_no  # noqa: E402
 from qa.engine import Engine  # noqa: E402
-from qa.lexical import STOPWORDS, words  # noqa: E402
 from qa.retrieval import LateInteraction  # noqa: E402
+from qa.training import content_words  # noqa: E402  (qa.training imports torch only to train)
 
 GOLD = ["eval/seed.jsonl", "eval/holdout.jsonl", "eval/conversations.jsonl", "eval/conversations-holdout.jsonl"]
 EXTRA = ["Was the officer fired?", "Was the officer arrested?", "Did the officer resign?",
          "Was the officer charged with a crime?", "Has the victim sued the city?", "Did the migrant file a lawsuit?",
          "Was the officer put on leave?", "Did COPA close the case?", "Was the tipster paid?"]
-
-
-def _stem(word: str) -> str:
-    return re.sub(r"(ing|ed|es|s|ly)$", "", word)
 
 
 def questions() -> list[tuple[str, str, bool]]:
@@ -57,7 +53,7 @@ def questions() -> list[tuple[str, str, bool]]:
 def main() -> int:
     engine = Engine.open()
     index = engine.index
-    story = {_stem(w) for a in index.articles.values() for w in words(Path(a.path).read_text(encoding="utf-8"))}
+    story = {w for a in index.articles.values() for w in content_words(Path(a.path).read_text(encoding="utf-8"))}
     print("| group | question | missing words | weakest piece | reader |\n|---|---|---|---|---|")
     for source, q, answerable in sorted(questions(), key=lambda x: (not x[2], x[0])):
         query = engine.query(q, index)
@@ -66,7 +62,7 @@ def main() -> int:
         sims = LateInteraction(index, query, np.array([top.row])).sims[0]
         owner = index.token_sentence[index.token_first[top.row] : index.token_first[top.row + 1]]
         weakest = float(sims[:, owner == best].max(axis=1).min()) if sims is not None and (owner == best).any() else float("nan")
-        missing = [w for w in words(q) if w.isalpha() and w not in STOPWORDS and len(w) > 2 and _stem(w) not in story]
+        missing = [w for w in content_words(q) if w not in story]
         reader = _read(engine.reader, q, index, top, best).answer_prob
         group = f"{'answerable' if answerable else 'unanswerable'} ({source})"
         print(f"| {group} | {q} | {', '.join(missing) or '–'} | {weakest:.2f} | {reader:.2f} |")
