@@ -249,6 +249,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     articles = None
     if args.gold and is_conversation_file(args.gold):
         return _eval_conversations(args)
+    if args.no_history:
+        raise QAError(f"--no-history is for conversation files (one {{\"id\", \"turns\"}} object per line); "
+                      f"{args.gold or args.squad} holds single questions: drop --no-history.")
     if args.squad:
         articles, golds = squad_corpus(args.squad)
     elif args.gold:
@@ -315,6 +318,11 @@ def _eval_conversations(args: argparse.Namespace) -> int:
     conversations = load_conversations(args.gold)
     articles = squad_corpus(args.squad)[0] if args.squad else None
     ask = _asker(args, articles, conversations[0].turns[0].question)
+    if args.no_history:  # the baseline the conversation figures are compared with: every turn asked alone
+        with_history = ask
+
+        def ask(q, history=None, article=None):
+            return with_history(q, None, article)
     from .evaluation import run_conversation
 
     if args.url:
@@ -414,6 +422,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--show", type=int, default=25, help="misses to print")
     e.add_argument("--quiet", action="store_true", help="metrics only")
+    e.add_argument("--no-history", action="store_true",
+                   help="conversations: ask every turn alone, without the earlier turns (the baseline)")
     e.add_argument("--method", choices=["hybrid", "convex", "rrf", "dense", "bm25"], default="hybrid",
                    help="retrieval method (hybrid is the service's; the others are for comparison)")
     e.add_argument("--dense-weight", type=float)

@@ -123,3 +123,28 @@ def test_qa_eval_scores_a_conversation_set(tmp_path):
     assert metrics["first_turn"] == {"turns": 1, "hit@1": 1.0, "answer_accuracy": 1.0, "false_abstentions": 0.0}
     assert metrics["follow_up"]["turns"] == 1 and metrics["follow_up"]["hit@1"] == 1.0
     assert metrics["abstention"] == {"turns": 1, "correct_abstentions": 1.0}
+
+
+@pytest.mark.slow
+def test_qa_eval_no_history_asks_every_turn_alone(tmp_path):
+    gold = tmp_path / "conv.jsonl"
+    gold.write_text(json.dumps({"id": "t1", "turns": [
+        {"question": "Were any victims identified?", "answer": "No", "evidence": ["we have not identified any migrants"]},
+        {"question": "Who said that?", "answer": "Kersten", "evidence": ["sexual misconduct by CPD members,\" Kersten said"]}]}) + "\n")
+
+    def interpreted(*extra: str) -> list[str]:
+        out = tmp_path / "out.jsonl"
+        done = subprocess.run([sys.executable, "-m", "qa.cli", "eval", str(gold), "--quiet", "--index", str(ROOT / "index"),
+                               "--output", str(out), *extra], capture_output=True, text=True, cwd=ROOT, timeout=300)
+        assert done.returncode == 0, done.stderr
+        return [json.loads(line)["interpreted_as"] for line in out.read_text().splitlines()]
+
+    assert interpreted()[1].startswith("Who said that (following on:")  # in context, "that" is spelled out
+    assert interpreted("--no-history") == ["Were any victims identified?", "Who said that?"]
+
+
+def test_qa_eval_no_history_is_refused_for_single_questions():
+    done = subprocess.run([sys.executable, "-m", "qa.cli", "eval", "eval/seed.jsonl", "--no-history"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    assert done.returncode == 2 and "--no-history is for conversation files" in done.stderr
+    assert "eval/seed.jsonl" in done.stderr and "Traceback" not in done.stderr
