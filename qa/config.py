@@ -36,9 +36,8 @@ class Settings:
     dense_weight: float = 0.6  # QA_DENSE_WEIGHT; BM25 gets 1 - dense_weight
     abstain_below: float = 0.22  # QA_ABSTAIN_BELOW: best semantic cosine under which we abstain
     # the trained reader (models/answerability): the short answer inside the answer sentence, and an abstention
-    # when its calibrated answer probability is under QA_ANSWERABILITY_BELOW: 0.20 doubles the SQuAD 2.0 half A
-    # unanswerables refused against 0.15 (12 % vs 6 %, false refusals 3.2 % vs 1.4 %) and refuses no answerable seed
-    # question (the first one goes at 0.23); docs/answerability.md, "The threshold in use"
+    # when its calibrated answer probability is under QA_ANSWERABILITY_BELOW (chosen in docs/answerability.md,
+    # "The threshold in use": no answerable seed question refused, twice the SQuAD 2.0 refusals of 0.15)
     reader: Literal["auto", "off"] = "auto"  # QA_READER: off = no reader (no short answer, no abstention by it)
     answerability_below: float = 0.2  # QA_ANSWERABILITY_BELOW
     maxsim_weight: float = 0.7  # QA_MAXSIM_WEIGHT: share of late interaction in the reranking score
