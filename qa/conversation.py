@@ -100,6 +100,8 @@ def _names(text: str) -> list[str]:
         if not parts:
             continue
         name = re.sub(r"['’]s$", "", " ".join(parts)).rstrip(".")
+        if name[:1].isdigit():
+            name = f"the {name}"  # "the 10th District", as the text says it
         if name and (m.start() > 0 or len(parts) > 1) and name.lower() not in _NOT_NAMES:
             found.append(name)
     return found

@@ -132,6 +132,10 @@ _BE = {"is", "are", "was", "were"}
 _YES_NO = _BE | {"has", "have", "had", "did", "does", "do", "can", "could", "will", "would", "should"}
 _WH_SUBJECT = re.compile(r"^(who|what|which \w+|how many \w+|how much \w+)\s+(?!is\b|are\b|was\b|were\b|did\b|does\b|do\b|has\b|have\b|had\b|will\b|would\b|can\b|could\b|should\b)(\w+.*)$")
 _WH_BE = re.compile(r"^(who|what|which|where|when)\s+(is|are|was|were)\s+(.+)$")
+_PROGRESSIVE = re.compile(r"^(?!(?:build|meet|fund|ceil|wedd|morn|even|feel|paint|hous|train|spend|rul|hear|sett|end|open|"
+                          r"offer|find|warn|shoot|bomb|rat|read|k|th|noth|someth|anyth|everyth|str|spr|r|w|sibl|tim)ing$)"
+                          r"\w{2,}ing$")  # a verb in -ing, not one of the common nouns in -ing
+_DETERMINERS = frozenset({"the", "a", "an", "this", "that", "its", "his", "her", "their", "our", "my", "your"})
 _PARTICIPLE = re.compile(r"^(\w+(?:ed|en|wn|ne)|closed|open|known|made|paid|found|held|kept|said|told|hurt|shut|set|involved|guilty|true|false|alive|dead|safe|responsible|available|public)$")
 
 
@@ -152,6 +156,11 @@ def missing_fact(question: str) -> str | None:
         return f"whether {' '.join(words_[1:i])} {first} been {' '.join(words_[i + 1:])}"
     m = _WH_BE.match(low)
     if m and len(m.group(3).split()) >= 2 and not any(w in _YES_NO for w in m.group(3).split()[:1]):
+        *subject, last = m.group(3).split()
+        if _PROGRESSIVE.match(subject[0].lower()):  # who is leading the investigation: the wh-word is the subject
+            return low
+        if _PROGRESSIVE.match(last.lower()) and subject[-1].lower() not in _DETERMINERS:  # what was fox 32 reporting
+            return f"{m.group(1)} {' '.join(subject)} {m.group(2)} {last}"  # -> what fox 32 was reporting
         return f"{m.group(1)} {m.group(3)} {m.group(2)}"  # what is the name of X -> what the name of X is
     m = _WH_SUBJECT.match(low)
     if m:

@@ -19,6 +19,11 @@ from qa.grounding import expected_type, has_type, headline_only_words, missing_f
     ("What is the name of the accused officer?", "what the name of the accused officer is"),
     ("Has the accused officer been suspended?", "whether the accused officer has been suspended"),
     ("How many officers were fired?", "how many officers were fired"),
+    ("What was FOX 32 reporting?", "what FOX 32 was reporting"),  # the verb stays with its -ing form
+    ("Where were the migrants staying?", "where the migrants were staying"),
+    ("What is the building?", "what the building is"),  # a noun in -ing is not a verb
+    ("Who is leading the investigation?", "who is leading the investigation"),
+    ("What was the city's funding?", "what the city's funding was"),
     ("What did the mayor say about it?", None),  # do-support: no clause, a plain refusal
     ("Why?", None),
 ])

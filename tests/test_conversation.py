@@ -57,7 +57,7 @@ def test_a_place_named_with_an_ordinal_is_kept_whole():
     tipster = ("The tipster also indicated several other officers in the 10th District may have engaged in similar "
                "misconduct, Kersten added.")
     r = resolve("Who runs it?", history(("Were other officers involved?", tipster)))
-    assert r.interpreted_as == "Who runs 10th District?"  # not "Who runs District?"
+    assert r.interpreted_as == "Who runs the 10th District?"  # not "Who runs District?"
     r = resolve("What is her title?", history(("Were other officers involved?", tipster)))
     assert r.interpreted_as == "What is Kersten's title?"
 
