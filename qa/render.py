@@ -151,7 +151,8 @@ PENDING = '<div class="qa-reply"><p class="qa-pending" role="status">Looking in 
 def render_article_panel(article, passages: Sequence[Mapping] = (), answer: Mapping | None = None) -> str:
     """The article in view: its identity (headline, date, source, link), then every story paragraph with its
     number (the numbers citations use) and an anchor, lines that are not story text (headlines, promos) dimmed
-    and unnumbered; the passages of this answer marked with their [n], the answer sentence in <mark>.
+    and unnumbered; the passages of this answer marked with their [n], the answer sentence in <mark>, the paragraph
+    of the best-ranked passage shown here classed qa-top (after a refusal the panel scrolls to it).
 
     `article` is a qa.types.Article read from the indexed file (offsets intact); `passages` those of the answer
     (only this article's are marked)."""
@@ -163,6 +164,7 @@ def render_article_panel(article, passages: Sequence[Mapping] = (), answer: Mapp
     answer_passage = None
     if answer and answer.get("citation") is not None:
         answer_passage = next((p for p in own if int(p["rank"]) == int(answer["citation"])), None)
+    top_rank = min((int(p["rank"]) for p in own), default=None)  # the panel scrolls there after a refusal
     meta = [esc(x) for x in (article.date, article.source) if x]
     if article.url:
         meta.append(f'<a href="{esc(article.url)}" target="_blank" rel="noopener noreferrer">original story</a>')
@@ -182,7 +184,8 @@ def render_article_panel(article, passages: Sequence[Mapping] = (), answer: Mapp
             body = _paragraph_with_answer(raw, start, end, answer_passage, answer.get("span"))
         else:
             body = esc(raw[start:end])
-        classes = "qa-para" + (" qa-cited" if cited else "") + (" qa-answer-para" if answer_passage in cited else "")
+        classes = "qa-para" + (" qa-cited" if cited else "") + (" qa-answer-para" if answer_passage in cited else "") \
+            + (" qa-top" if any(int(p["rank"]) == top_rank for p in cited) else "")
         out.append(f'<p id="{anchor(article.id, n)}" class="{classes}"><span class="qa-num">¶{n}</span> '
                    f'{markers + " " if markers else ""}{body}</p>')
     out.append("</div>")

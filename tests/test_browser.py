@@ -171,6 +171,20 @@ def test_a_refusal_in_plain_words_with_the_technical_side_behind_a_toggle(chat: 
     expect(reply.locator("mark")).to_have_count(0)
 
 
+def test_after_a_refusal_the_panel_scrolls_to_the_closest_passage(chat: Page):
+    # the closest passage [1] is ¶5; ¶1, at the top of the panel, is cited too ([2]): the panel must go to ¶5
+    chat.locator("#article-panel").evaluate("el => el.scrollTo(0, el.scrollHeight)")
+    reply = ask(chat, "What did the mayor say about the allegations?")
+    expect(reply.locator(".qa-refusal")).to_be_visible()
+    top = chat.locator("#article-panel .qa-top")
+    expect(top.locator(".qa-num")).to_have_text("¶5")
+    expect(top.locator(".qa-marker").first).to_have_text("[1]")
+    expect(chat.locator("#article-panel .qa-cited .qa-num").first).to_have_text("¶1")
+    chat.wait_for_timeout(700)  # the smooth scroll settles
+    assert chat.evaluate("document.getElementById('article-panel').scrollTop") > 0  # not at ¶1, the top
+    assert in_view(chat, "#article-panel .qa-top")
+
+
 @pytest.mark.parametrize("message", ["", "   \n  "])
 def test_empty_message_gets_a_clear_reply(chat: Page, message: str):
     reply = ask(chat, message)

@@ -117,11 +117,22 @@ def test_the_article_panel_numbers_story_paragraphs_and_dims_the_rest():
     p = passage(1, RAW[s2:e2], s2, hl=(s2, RAW.index(" More.")), paragraph=2, article="a1")
     html = render_article_panel(article, [p], {"text": "Second para, the answer.", "citation": 1, "span": None})
     assert f'<p id="{anchor("a1", 1)}" class="qa-para"><span class="qa-num">¶1</span> First para, the lead.</p>' in html
-    assert (f'<p id="{anchor("a1", 2)}" class="qa-para qa-cited qa-answer-para"><span class="qa-num">¶2</span> '
+    assert (f'<p id="{anchor("a1", 2)}" class="qa-para qa-cited qa-answer-para qa-top"><span class="qa-num">¶2</span> '
             '<span class="qa-marker">[1]</span> <mark>Second para, the answer.</mark> More.</p>') in html
     assert '<p class="qa-skipped" title="Not story text: all-caps line' in html and "RELATED STORY HEADLINE" in html
     assert "¶3</span> Third &lt;i&gt;para&lt;/i&gt;." in html and "<i>" not in html
     assert "date 2023-07-18" not in html and '<p class="qa-meta">2023-07-18</p>' in html
+
+
+def test_after_a_refusal_the_best_ranked_passage_not_the_first_in_reading_order_is_marked_for_the_scroll():
+    article = parse_article(RAW, article_id="a1", path="x", sha256="0")
+    s1, e1 = RAW.index("First"), RAW.index("lead.") + len("lead.")
+    s3, e3 = RAW.index("Third"), RAW.index("para</i>.") + len("para</i>.")
+    later_first = passage(1, RAW[s3:e3], s3, hl=(s3, e3), paragraph=3, article="a1")
+    earlier_second = passage(2, RAW[s1:e1], s1, hl=(s1, e1), paragraph=1, article="a1")
+    html = render_article_panel(article, [later_first, earlier_second], None)
+    assert f'<p id="{anchor("a1", 3)}" class="qa-para qa-cited qa-top">' in html
+    assert f'<p id="{anchor("a1", 1)}" class="qa-para qa-cited">' in html and html.count("qa-top") == 1
 
 
 def test_the_panel_links_the_original_story_safely():

@@ -60,7 +60,8 @@
     // itself beside the chat; on a phone the page stays on the answer (the citation link leads to the paragraph)
     setTimeout(function () {
       var panel = document.getElementById("article-panel");
-      var el = document.querySelector("#article-panel .qa-answer-para") || document.querySelector("#article-panel .qa-cited");
+      // the answer's paragraph; after a refusal the closest passage's ([1], not the first cited one in reading order)
+      var el = document.querySelector("#article-panel .qa-answer-para") || document.querySelector("#article-panel .qa-top");
       if (el && panel && panel.scrollHeight > panel.clientHeight + 1) { scrollPanelTo(el); flash(el); }
     }, 60);
   };
