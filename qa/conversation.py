@@ -185,7 +185,8 @@ def resolve(question: str, history: Sequence[Turn]) -> Resolution:
         interpreted = f"{resolved.rstrip(' ?')} (following on: {last.question.rstrip(' ?')})?"
         return Resolution(question, interpreted, f"{question} {last.question}", "question", last.answer)
     if open_reference or demonstrative:
-        about = last.short or _gist(last.answer or "")
+        # a one-word short answer ("10th", "two") says nothing read alone: the sentence's start says more
+        about = last.short if last.short and len(last.short.split()) > 1 else _gist(last.answer or "")
         return Resolution(question, f"{resolved.rstrip(' ?')} (about: {about})?", question, "answer", last.answer)
     # the names shown in `interpreted_as` are not searched for: a wrong guess (measured) cost more than a right one
     # gained, while the answer's passage, favoured, carries the reference

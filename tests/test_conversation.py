@@ -62,6 +62,16 @@ def test_a_place_named_with_an_ordinal_is_kept_whole():
     assert r.interpreted_as == "What is Kersten's title?"
 
 
+def test_what_that_refers_to_is_shown_in_words_that_read_alone():
+    tipster = ("The tipster also indicated several other officers in the 10th District may have engaged in similar "
+               "misconduct, Kersten added.")
+    one_word = history(("Which district?", f"10th — {tipster}"))
+    assert resolve("Who told the agency that?", one_word).interpreted_as == \
+        "Who told the agency that (about: The tipster also indicated several other officers in the 10th District may have…)?"
+    named = history(("Who runs COPA?", f"Andrea Kersten — {KERSTEN}"))
+    assert resolve("Is that her official title?", named).interpreted_as == "Is that Andrea Kersten's official title (about: Andrea Kersten)?"
+
+
 def test_a_fragment_is_searched_with_the_previous_question():
     h = history(("How many migrants were living at police stations?", "650 continued living at police stations."))
     r = resolve("And in the shelters?", h)
