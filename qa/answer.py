@@ -18,13 +18,14 @@ from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
 
+from .clauses import missing_fact
 from .grounding import (
     expected_type,
     has_type,
     headline_only_words,
-    missing_fact,
     span_fits,
     unmatched_names,
+    unmatched_offices,
     wants_short_answer,
 )
 from .retrieval import Hit
@@ -72,6 +73,8 @@ def compose_answer(question: str, hits: Sequence[Hit], index: StoredIndex, *, k:
         details = f"best similarity {best_semantic:.2f}, under the threshold {abstain_below:.2f}"
     else:
         missing = unmatched_names(corrected or question, index.lexical.vocabulary)
+        in_names = {w.lower() for name in missing for w in name.split()}
+        missing += [w for w in unmatched_offices(corrected or question, index.lexical.vocabulary) if w not in in_names]
         aside = headline_only_words(corrected or question, index.lexical.vocabulary, index.aside_vocabulary)
         the = "The articles" if len(index.articles) > 1 else "The article"
         if aside:
