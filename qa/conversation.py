@@ -169,6 +169,24 @@ def needs_context(question: str) -> bool:
     return any(t in _PERSON_PRONOUNS or t in _THING_PRONOUNS for t in tokens) or _mentions_demonstrative(question)
 
 
+def dangling_reference(question: str) -> str | None:
+    """For a question that leans on earlier turns asked with none to lean on: what it leans with, for the refusal
+    ("'her'", "'that'", or None for a fragment such as "And in the shelters?" or "Why?")."""
+    for token in re.findall(r"[A-Za-z']+", question):
+        low = token.lower()
+        if low in _PERSON_PRONOUNS or low in _THING_PRONOUNS or low in _DEMONSTRATIVES:
+            return low
+    return None
+
+
+def no_context_reason(question: str) -> str:
+    """The refusal for a follow-up with no earlier answer to follow: the question cannot be understood alone."""
+    word = dangling_reference(question)
+    if word:
+        return f"Nothing earlier in this conversation says what '{word}' refers to: ask the whole question."
+    return "This reads as a follow-up, and there is no earlier answer to follow: ask the whole question."
+
+
 def resolve(question: str, history: Sequence[Turn]) -> Resolution:
     """The self-contained question to answer, given the conversation so far (see the module doc)."""
     exchanges = [e for e in _exchanges(history) if e.answer is not None]

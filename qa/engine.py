@@ -35,7 +35,7 @@ from .errors import (
     StaleIndexError,
 )
 from .locks import read_lock, write_lock
-from .conversation import follow_up_boost, resolve
+from .conversation import follow_up_boost, needs_context, no_context_reason, resolve
 from .grounding import unrecognised_words
 from .retrieval import FusionMethod, Query, Retriever
 from .store import (
@@ -366,6 +366,11 @@ class Engine:
         answer = compose_answer(asked, hits, index, k=k, abstain_below=self.settings.abstain_below, corrected=names_in,
                                 reader=self.reader, answerability_below=self.settings.answerability_below)
         answer = replace(answer, question=text, interpreted_as=asked)
+        if answer.abstained and (resolution is None or resolution.leaned_on is None) and needs_context(text):
+            # "Who said that?" with nothing said before: say so, rather than "the article does not say who said that"
+            answer = replace(answer, reason=no_context_reason(text),
+                             details=f"{answer.details}; the question leans on earlier turns and there are none "
+                                     f"answered to lean on" if answer.details else None)
         return self._flag_stale(answer, index)
 
     def _flag_stale(self, answer: Answer, index: StoredIndex) -> Answer:

@@ -107,6 +107,20 @@ def test_a_follow_up_is_answered_from_the_passage_of_the_answer_it_follows(seed_
     assert alone["abstained"] or "Kersten said" not in alone["passages"][0]["text"]
 
 
+@pytest.mark.slow
+def test_a_follow_up_with_nothing_to_follow_says_so(seed_engine):
+    alone = seed_engine.ask("Who said that?").to_json()
+    assert alone["abstained"] and alone["reason"] == \
+        "Nothing earlier in this conversation says what 'that' refers to: ask the whole question."
+    assert "leans on earlier turns" in alone["details"]
+    refused_before = history(("What is a good recipe for deep dish pizza?", f"{REFUSAL_PREFIX}. Nothing is close."))
+    why = seed_engine.ask("Why?", history=refused_before).to_json()  # the only earlier turn was refused
+    assert why["abstained"] and why["reason"].startswith("This reads as a follow-up, and there is no earlier answer")
+    # a self-contained question keeps the article's own refusal
+    pizza = seed_engine.ask("What is a good recipe for deep dish pizza?").to_json()
+    assert pizza["abstained"] and pizza["reason"] == "The article does not say what a good recipe for deep dish pizza is."
+
+
 def test_conversation_gold_sets_are_well_formed():
     for name in ("conversations.jsonl", "conversations-holdout.jsonl", "conversations-squad.jsonl"):
         path = ROOT / "eval" / name
