@@ -43,6 +43,7 @@ _MONEY = re.compile(
     re.IGNORECASE,
 )
 
+_ORDINAL = re.compile(r"\b\d+(?:st|nd|rd|th)\b", re.IGNORECASE)
 _TYPE_PATTERNS: dict[AnswerType, re.Pattern[str]] = {"number": _NUMBER, "time": _TIME, "age": _AGE, "money": _MONEY}
 
 
@@ -82,6 +83,8 @@ def has_type(text: str, kind: AnswerType, question: str = "") -> bool:
             if any(not set(words(w)) <= asked and not (w.isupper() and len(w) <= 4) for w in parts):
                 return True
         return False
+    if kind == "number":
+        text = _ORDINAL.sub(" ", text)  # "the 19th District" counts nothing ("How many investigators ...?")
     return bool(_TYPE_PATTERNS[kind].search(text))
 
 

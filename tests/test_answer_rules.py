@@ -20,6 +20,14 @@ def test_a_name_question_needs_a_name_the_question_does_not_give():
     assert not has_type("Officer Smith was accused.", "name", "What is the name of officer Smith?")
 
 
+def test_an_ordinal_is_not_a_count():
+    q = "How many investigators does she have on it?"
+    assert expected_type(q) == "number"
+    assert not has_type("An allegation of officers in the 19th District engaging in misconduct.", "number", q)
+    assert has_type("Two investigators in the 19th District.", "number", q)
+    assert has_type("It had 21 staff on the 3rd of May.", "number", q)
+
+
 def test_an_office_the_article_never_mentions_is_found():
     story = {"police": 3, "officer": 2, "said": 4, "mayor": 1}
     assert unmatched_offices("What did the governor say about the shelters?", story) == ["governor"]
