@@ -60,8 +60,10 @@ def expected_type(question: str) -> AnswerType | None:
     if re.search(r"\bhow many\b|\bwhat number of\b|\bhow much (more|less|higher|lower|bigger|larger|smaller|of)\b", q):
         return "number"
     # "when did / was / will ..." asks for a time; "when do treaties apply?" or "when violence is used, ..."
-    # asks for a condition, so only past, future and "is/are ... (going to)" forms count
+    # asks for a condition, so only past, future and "is/are ... (going to)" forms count, and "when does X
+    # expect / plan / intend / hope / aim to ..." (a plan's date)
     if re.search(r"^(since |until )?when (did|was|were|will|is|are|has|had|have)\b"
+                 r"|^when (does|do) .*\b(expect|expects|plan|plans|intend|intends|hope|hopes|aim|aims)\b"
                  r"|\b(what|which) (day|date|time|year|month|week|decade|century)\b|\bhow long ago\b", q):
         return "time"
     return None

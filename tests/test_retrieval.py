@@ -215,6 +215,8 @@ def test_question_with_typos_finds_the_passage(small):
     ("When did COPA receive the tip?", "time"),
     ("What time does the bakery open?", "time"),
     ("On what date was the bridge closed?", "time"),
+    ("When does COPA expect to wrap up the investigation?", "time"),  # a plan's date
+    ("When do treaties apply?", None),  # a condition, not a time
     ("Who is Andrea Kersten?", None),
     ("Were any victims identified?", None),
 ])
