@@ -34,11 +34,11 @@ _PRONOUNS = frozenset({"i", "you", "he", "she", "it", "we", "they", "there", "an
 _DETERMINERS = frozenset({"the", "a", "an", "this", "that", "these", "those", "its", "his", "her", "their", "our",
                           "my", "your", "any", "some", "no", "every", "each", "all", "both", "another", "other"})
 _ADVERBS = frozenset({"still", "not", "never", "already", "also", "now", "currently", "ever", "really", "yet", "being",
-                      "been", "going", "able", "likely", "expected", "allowed", "supposed", "ever", "finally", "just"})
+                      "been", "going", "able", "likely", "expected", "allowed", "supposed", "finally", "just"})
 _PARTICIPLE = re.compile(r"^(\w{2,}ed|\w{3,}(?:en|wn)|led|fed|wed|made|paid|found|held|kept|said|told|hurt|shut|set|put|cut|hit|"
                          r"open|closed|involved|guilty|true|false|alive|dead|safe|responsible|available|public|done|"
                          r"gone|seen|run|come|become|begun|brought|bought|caught|taught|thought|sent|spent|built|"
-                         r"left|lost|meant|met|sold|stood|understood|won|led|fed|fled|struck|hung|sought|heard|born|borne)$")
+                         r"left|lost|meant|met|sold|stood|understood|won|fled|struck|hung|sought|heard|born|borne)$")
 # words in -ed or -en that are not participles
 _NOT_PARTICIPLES = frozenset("need needs speed seed feed greed weed deed breed hundred indeed children women men garden "
                              "citizen citizens kitchen screen teen teens queen green even often token oxygen sudden eleven "
@@ -200,7 +200,7 @@ def _subject_end(rest: list[str], yes_no: bool = True) -> int | None:
         return end
     for i in range(start, len(rest)):
         word, before = rest[i].lower(), rest[i - 1].lower()
-        if before in _DETERMINERS or before in _PREPOSITIONS or before.endswith(("'s", "’s")) or before.endswith("est") \
+        if before in _DETERMINERS or before in _PREPOSITIONS or before.endswith(("'s", "’s", "est")) \
                 or before in ("most", "more", "very", "less", "least") or (i != name and (before in _NUMBERS or before[:1].isdigit())):
             continue  # "the accused officer", "the two tracking numbers": an adjective; "a way of referring": a gerund
         in_phrase = any(w.lower() in _PREPOSITIONS for w in rest[:i])  # "the obligation of a pharmacy filling ..."
