@@ -171,7 +171,7 @@ def needs_context(question: str) -> bool:
 
 def dangling_reference(question: str) -> str | None:
     """For a question that leans on earlier turns asked with none to lean on: what it leans with, for the refusal
-    ("'her'", "'that'", or None for a fragment such as "And in the shelters?" or "Why?")."""
+    ("her", "that"), or None for a fragment such as "And in the shelters?" or "Why?"."""
     for token in re.findall(r"[A-Za-z']+", question):
         low = token.lower()
         if low in _PERSON_PRONOUNS or low in _THING_PRONOUNS or low in _DEMONSTRATIVES:

@@ -366,8 +366,11 @@ class Engine:
         answer = compose_answer(asked, hits, index, k=k, abstain_below=self.settings.abstain_below, corrected=names_in,
                                 reader=self.reader, answerability_below=self.settings.answerability_below)
         answer = replace(answer, question=text, interpreted_as=asked)
-        if answer.abstained and (resolution is None or resolution.leaned_on is None) and needs_context(text):
+        generic = answer.reason and answer.reason.startswith(("The article does not say", "The articles do not say",
+                                                              "Nothing in the"))
+        if answer.abstained and generic and (resolution is None or resolution.leaned_on is None) and needs_context(text):
             # "Who said that?" with nothing said before: say so, rather than "the article does not say who said that"
+            # (a refusal that names what the article lacks, "never mentions 'governor'", stays as it is)
             answer = replace(answer, reason=no_context_reason(text),
                              details=f"{answer.details}; the question leans on earlier turns and there are none "
                                      f"answered to lean on" if answer.details else None)

@@ -117,6 +117,8 @@ def test_a_follow_up_with_nothing_to_follow_says_so(seed_engine):
     why = seed_engine.ask("Why?", history=refused_before).to_json()  # the only earlier turn was refused
     assert why["abstained"] and why["reason"].startswith("This reads as a follow-up, and there is no earlier answer")
     # a self-contained question keeps the article's own refusal
+    governor = seed_engine.ask("What did the governor say about that?").to_json()  # the specific reason stays
+    assert governor["abstained"] and governor["reason"] == "The article never mentions 'governor'."
     pizza = seed_engine.ask("What is a good recipe for deep dish pizza?").to_json()
     assert pizza["abstained"] and pizza["reason"] == "The article does not say what a good recipe for deep dish pizza is."
 
