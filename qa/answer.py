@@ -54,21 +54,24 @@ def _sentence_text(index: StoredIndex, hit: Hit, i: int) -> str:
 
 
 def compose_answer(question: str, hits: Sequence[Hit], index: StoredIndex, *, k: int, abstain_below: float,
-                   corrected: str | None = None, reader=None, answerability_below: float = 0.0) -> Answer:
+                   corrected: str | None = None, reader=None, answerability_below: float = 0.0,
+                   unanswerable_because: str | None = None) -> Answer:
     """`hits` best first; returns k passages.
-    `corrected` is the question after typo correction, used to look names up."""
+    `corrected` is the question after typo correction, used to look names up. `unanswerable_because`, when given,
+    replaces the generic refusals ("does not say ...", "nothing is close"): a follow-up with nothing to follow. The
+    refusals that name what the article lacks (an unknown name, a headline-only word) keep their words."""
     kind = expected_type(question)
     hits = list(hits)[:k]
 
     best_semantic = max((max(h.dense, h.sentence) for h in hits), default=-1.0)
     says = "The articles do not say" if len(index.articles) > 1 else "The article does not say"
     fact = missing_fact(question)
-    not_said = f"{says} {fact}." if fact else f"{says}."
+    not_said = unanswerable_because or (f"{says} {fact}." if fact else f"{says}.")
     reason = details = None
     if not hits:
         reason, details = "There are no passages to answer from.", "the index is empty"
     elif best_semantic < abstain_below:
-        reason = not_said if fact else \
+        reason = not_said if fact or unanswerable_because else \
             f"Nothing in the {'articles' if len(index.articles) > 1 else 'article'} is close to this question."
         details = f"best similarity {best_semantic:.2f}, under the threshold {abstain_below:.2f}"
     else:

@@ -74,8 +74,8 @@ _VERBS = frozenset(set(_IRREGULAR_PAST) | set(
     "charge fire suspend accuse allege release receive learn assign contact reach call live stay work die kill "
     "occur appear remain continue plan hope expect believe include involve affect cause help allow require "
     "change increase decrease fund house provide serve handle solve prove suggest show look seem turn "
-    "add talk testify vote sign pass create destroy launch join own hire investigate notify inform warn "
-    "stay arrive leave travel attend file sue settle apologize resign retire complain discover report brief".split()))
+    "add talk testify vote sign pass create destroy launch join own hire notify inform warn "
+    "arrive leave travel attend file sue settle apologize resign retire complain discover report brief".split()))
 
 
 def _past(verb: str) -> str:

@@ -363,17 +363,16 @@ class Engine:
         # names are looked up in the question as asked (typos corrected), not in the earlier text searched with it
         names_in = query.text if resolution is None or resolution.search_text == text else \
             index.lexical.correct(text, self.embedder.is_known_word)[0]
+        # "Who said that?" with nothing said before: if refused, say so, not "the article does not say who said that"
+        dangling = no_context_reason(text) if (resolution is None or resolution.leaned_on is None) \
+            and needs_context(text) else None
         answer = compose_answer(asked, hits, index, k=k, abstain_below=self.settings.abstain_below, corrected=names_in,
-                                reader=self.reader, answerability_below=self.settings.answerability_below)
+                                reader=self.reader, answerability_below=self.settings.answerability_below,
+                                unanswerable_because=dangling)
         answer = replace(answer, question=text, interpreted_as=asked)
-        generic = answer.reason and answer.reason.startswith(("The article does not say", "The articles do not say",
-                                                              "Nothing in the"))
-        if answer.abstained and generic and (resolution is None or resolution.leaned_on is None) and needs_context(text):
-            # "Who said that?" with nothing said before: say so, rather than "the article does not say who said that"
-            # (a refusal that names what the article lacks, "never mentions 'governor'", stays as it is)
-            answer = replace(answer, reason=no_context_reason(text),
-                             details=f"{answer.details}; the question leans on earlier turns and there are none "
-                                     f"answered to lean on" if answer.details else None)
+        if dangling and answer.reason == dangling and answer.details:
+            answer = replace(answer, details=f"{answer.details}; the question leans on earlier turns and there are none "
+                                             "answered to lean on")
         return self._flag_stale(answer, index)
 
     def _flag_stale(self, answer: Answer, index: StoredIndex) -> Answer:
