@@ -37,6 +37,8 @@ from .errors import (
 from .locks import read_lock, write_lock
 from .conversation import follow_up_boost, needs_context, no_context_reason, resolve
 from .grounding import unrecognised_words
+from .introductions import introduction_boost
+from .lexical import tokenize
 from .retrieval import FusionMethod, Query, Retriever
 from .store import (
     FORMAT_VERSION,
@@ -358,7 +360,11 @@ class Engine:
         resolution = resolve(text, history) if history else None
         asked = resolution.interpreted_as if resolution else text
         query = self.query(resolution.search_text if resolution else text, index)
-        boost = follow_up_boost(index, resolution.follows) if resolution and resolution.follows else None
+        boost = follow_up_boost(index, resolution.follows) if resolution and resolution.follows else {}
+        introduced = introduction_boost(index.chunks, asked, rows,
+                                        containing=lambda w: np.flatnonzero(index.lexical.scores(tokenize(w)) > 0))
+        for row, extra in introduced.items():
+            boost[row] = max(boost.get(row, 0.0), extra)
         hits = serving.retriever.search(query, k, rows=rows, boost=boost)
         # names are looked up in the question as asked (typos corrected), not in the earlier text searched with it
         names_in = query.text if resolution is None or resolution.search_text == text else \

@@ -192,3 +192,13 @@ def seed_engine(tmp_path_factory):
         finally:
             os.environ.update(saved)
     return _SEED_ENGINE["engine"]
+
+
+def history(*pairs: tuple[str, str]) -> list:
+    """Chat turns from (question, reply) pairs, oldest first."""
+    from qa.validation import Turn
+
+    out = []
+    for q, a in pairs:
+        out += [Turn("user", q), Turn("assistant", a)]
+    return out

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import seed_engine  # noqa: F401 - fixture
+from helpers import history, seed_engine  # noqa: F401 - fixture
 from qa.conversation import REFUSAL_PREFIX, follow_up_boost, needs_context, reply_text, resolve
 from qa.evaluation import is_conversation_file, load_conversations
 from qa.validation import Turn
@@ -20,13 +20,6 @@ VICTIMS_SENTENCE = ('"This investigation remains open and ongoing, but I can con
                     'migrants claiming to be the victim of sexual assault or any form of sexual misconduct by CPD members," '
                     'Kersten said.')
 KERSTEN = "The chief administrator of COPA, Andrea Kersten, said the agency received information on July 6 about an allegation."
-
-
-def history(*pairs: tuple[str, str]) -> list[Turn]:
-    out = []
-    for q, a in pairs:
-        out += [Turn("user", q), Turn("assistant", a)]
-    return out
 
 
 @pytest.mark.parametrize(("question", "leans"), [
