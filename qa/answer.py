@@ -19,6 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from .clauses import missing_fact
+from .conversation import without_context
 from .grounding import (
     expected_type,
     has_type,
@@ -65,7 +66,7 @@ def compose_answer(question: str, hits: Sequence[Hit], index: StoredIndex, *, k:
 
     best_semantic = max((max(h.dense, h.sentence) for h in hits), default=-1.0)
     says = "The articles do not say" if len(index.articles) > 1 else "The article does not say"
-    fact = missing_fact(question)
+    fact = missing_fact(without_context(question))  # a follow-up's refusal names what it asks, not the earlier text
     not_said = unanswerable_because or (f"{says} {fact}." if fact else f"{says}.")
     reason = details = None
     if not hits:

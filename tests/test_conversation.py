@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from helpers import history, seed_engine  # noqa: F401 - fixture
-from qa.conversation import REFUSAL_PREFIX, follow_up_boost, needs_context, reply_text, resolve
+from qa.conversation import REFUSAL_PREFIX, _names, follow_up_boost, needs_context, reply_text, resolve, without_context
 from qa.evaluation import is_conversation_file, load_conversations
 from qa.validation import Turn
 
@@ -49,10 +49,19 @@ def test_pronouns_are_spelled_out_for_the_reader_not_searched():
 def test_a_place_named_with_an_ordinal_is_kept_whole():
     tipster = ("The tipster also indicated several other officers in the 10th District may have engaged in similar "
                "misconduct, Kersten added.")
-    r = resolve("Who runs it?", history(("Were other officers involved?", tipster)))
-    assert r.interpreted_as == "Who runs the 10th District?"  # not "Who runs District?"
+    assert _names(tipster) == ["the 10th District", "Kersten"]  # not "District"
     r = resolve("What is her title?", history(("Were other officers involved?", tipster)))
     assert r.interpreted_as == "What is Kersten's title?"
+
+
+def test_it_and_they_are_not_replaced_by_a_guessed_name():
+    # "it" is mostly a thing the text names in common words ("the investigation"): a guessed name read wrong,
+    # and the refusal repeated it ("when Kersten expects to finish CPD")
+    r = resolve("When does she expect to finish it?", history(("Who runs COPA?", KERSTEN)))
+    assert r.interpreted_as.startswith("When does Andrea Kersten expect to finish it (about: ")  # not "finish COPA"
+    assert without_context(r.interpreted_as) == "When does Andrea Kersten expect to finish it?"
+    assert without_context("Who runs it (following on: Which agency (COPA) is it)?") == "Who runs it?"
+    assert without_context("Who runs COPA?") == "Who runs COPA?"
 
 
 def test_what_that_refers_to_is_shown_in_words_that_read_alone():
