@@ -18,10 +18,11 @@ by measurement on the team's gold conversations (README, "Conversations"):
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .lexical import STOPWORDS, words
+from .pronouns import gender_of_pronoun
 from .validation import Turn
 
 REFUSAL_PREFIX = "The article does not say"
@@ -54,7 +55,8 @@ class Resolution:
 def reply_text(result: dict) -> str:
     """What the service replied, as a chat message for later history: the answer sentence, or the refusal."""
     if result.get("abstained") or not result.get("answer"):
-        return f"{REFUSAL_PREFIX}. {result.get('reason') or ''}".strip()
+        reason = result.get("reason") or ""
+        return reason if reason.startswith(REFUSAL_PREFIX) else f"{REFUSAL_PREFIX}. {reason}".strip()
     answer = result["answer"]
     span = answer.get("span")
     if span and span.get("text") and span["text"] not in ("", answer["text"]):
@@ -113,18 +115,24 @@ def _is_org(name: str) -> bool:
     return (len(parts) == 1 and name.isupper() and len(name) >= 2) or any(p.lower() in _ORG_WORDS for p in parts)
 
 
-def _antecedent(kind: str, exchange: _Exchange) -> str | None:
+def _antecedent(kind: str, exchange: _Exchange, gender: str | None = None,
+                gender_of: Callable[[str], str | None] | None = None) -> str | None:
     """The name a pronoun of `kind` ("person" or "thing") most likely stands for: in the short answer, else the
-    answer sentence (the speaker of a quote, "... Kersten said", counts), else the previous question."""
+    answer sentence (the speaker of a quote, "... Kersten said", counts), else the previous question. A person the
+    article refers to with the other pronoun (`gender_of(name)`: "f" for Kersten) is passed over: "his" is not
+    Kersten."""
+
+    def fits(name: str) -> bool:
+        return gender is None or gender_of is None or gender_of(name) in (None, gender)
+
     for text in (exchange.short, exchange.answer, exchange.question):
         if not text:
             continue
-        names = _names(text)
         said = re.search(r"\b([A-Z][\w’'-]+(?:\s+[A-Z][\w’'-]+)?)\s+(?:said|added|told|says|explained)\b", text)
-        if said and kind == "person":
+        if said and kind == "person" and said.group(1).split()[0].lower() not in _WH | _NOT_NAMES and fits(said.group(1)):
             return said.group(1)
-        for name in names:
-            if (kind == "person") != _is_org(name):
+        for name in _names(text):
+            if (kind == "person") != _is_org(name) and (kind != "person" or fits(name)):
                 return name
     return None
 
@@ -136,7 +144,8 @@ def _antecedent(kind: str, exchange: _Exchange) -> str | None:
 SUBSTITUTE = ("person",)
 
 
-def _substitute(question: str, exchange: _Exchange) -> tuple[str, bool]:
+def _substitute(question: str, exchange: _Exchange,
+                gender_of: Callable[[str], str | None] | None = None) -> tuple[str, bool]:
     """The question with its pronouns replaced by names from the exchange; and whether any reference stays open."""
     open_reference = False
 
@@ -146,7 +155,7 @@ def _substitute(question: str, exchange: _Exchange) -> tuple[str, bool]:
         low = word.lower()
         kind = "person" if low in _PERSON_PRONOUNS else "thing"
         suffix = (_PERSON_PRONOUNS if kind == "person" else _THING_PRONOUNS)[low]
-        name = _antecedent(kind, exchange) if kind in SUBSTITUTE else None
+        name = _antecedent(kind, exchange, gender_of_pronoun(low), gender_of) if kind in SUBSTITUTE else None
         if name is None:
             open_reference = True
             return word
@@ -192,13 +201,14 @@ def no_context_reason(question: str) -> str:
     return "This reads as a follow-up, and there is no earlier answer to follow: ask the whole question."
 
 
-def resolve(question: str, history: Sequence[Turn]) -> Resolution:
-    """The self-contained question to answer, given the conversation so far (see the module doc)."""
+def resolve(question: str, history: Sequence[Turn], gender_of: Callable[[str], str | None] | None = None) -> Resolution:
+    """The self-contained question to answer, given the conversation so far (see the module doc). `gender_of(name)`
+    says which pronoun the articles use for a person ("m", "f" or None: qa/pronouns.py)."""
     exchanges = [e for e in _exchanges(history) if e.answer is not None]
     if not exchanges or not needs_context(question):
         return Resolution(question, question, question, None)
     last = exchanges[-1]
-    resolved, open_reference = _substitute(question, last)
+    resolved, open_reference = _substitute(question, last, gender_of)
     content = _content_words(question)
     fragment = bool(_FRAGMENT_START.match(question)) or not content or (
         len(content) == 1 and len(question.split()) <= 3 and resolved == question)  # "Which station?", "From who?"

@@ -39,6 +39,7 @@ from .conversation import follow_up_boost, needs_context, no_context_reason, res
 from .grounding import unrecognised_words
 from .introductions import introduction_boost
 from .lexical import tokenize
+from .pronouns import gender_lookup
 from .retrieval import FusionMethod, Query, Retriever
 from .store import (
     FORMAT_VERSION,
@@ -357,12 +358,12 @@ class Engine:
             shown = ", ".join(repr(w) for w in unknown[:3])
             return Answer(text, True, None, None, (), f"The question has no word I recognise ({shown}); ask it in plain words.",
                           details="none of its words is in the articles or in the model's vocabulary")
-        resolution = resolve(text, history) if history else None
+        containing = lambda w: np.flatnonzero(index.lexical.scores(tokenize(w)) > 0)  # noqa: E731 - rows holding a word
+        resolution = resolve(text, history, gender_lookup(index.chunks, containing)) if history else None
         asked = resolution.interpreted_as if resolution else text
         query = self.query(resolution.search_text if resolution else text, index)
         boost = follow_up_boost(index, resolution.follows) if resolution and resolution.follows else {}
-        introduced = introduction_boost(index.chunks, asked, rows,
-                                        containing=lambda w: np.flatnonzero(index.lexical.scores(tokenize(w)) > 0))
+        introduced = introduction_boost(index.chunks, asked, rows, containing=containing)
         for row, extra in introduced.items():
             boost[row] = max(boost.get(row, 0.0), extra)
         hits = serving.retriever.search(query, k, rows=rows, boost=boost)

@@ -92,7 +92,9 @@ def test_reply_text_is_the_answer_or_the_refusal_with_the_short_answer_first():
     assert reply_text(answered) == f"July 6 — {KERSTEN}"
     assert resolve("Who said it?", [Turn("user", "When?"), Turn("assistant", reply_text(answered))]).follows == KERSTEN
     refused = {"abstained": True, "answer": None, "reason": "The article does not say whether the officer was fired."}
-    assert reply_text(refused).startswith(REFUSAL_PREFIX)
+    assert reply_text(refused) == "The article does not say whether the officer was fired."  # not said twice
+    vague = {"abstained": True, "answer": None, "reason": "Nothing in the article is close to this question."}
+    assert reply_text(vague) == "The article does not say. Nothing in the article is close to this question."
 
 
 @pytest.mark.slow
