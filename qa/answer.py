@@ -29,6 +29,7 @@ from .grounding import (
     unmatched_offices,
     wants_short_answer,
 )
+from .introductions import role_span, subject_of
 from .retrieval import Hit
 from .store import StoredIndex
 from .types import Answer, Citation, Passage, Span
@@ -114,6 +115,13 @@ def compose_answer(question: str, hits: Sequence[Hit], index: StoredIndex, *, k:
             text = chunk.text[reading.span[0] : reading.span[1]]
             if span_fits(question, text):
                 span = Span(chunk.start + reading.span[0], chunk.start + reading.span[1])
+    subject = subject_of(question) if reason is None and answer_sentence is not None else None
+    if subject:  # "Who is Kersten?": the role the story gives her, not the reader's "COPA"
+        chunk = index.chunks[hits[0].row]
+        s = chunk.sentences[answer_sentence]
+        role = role_span(chunk.text[s.start - chunk.start : s.end - chunk.start], subject)
+        if role:
+            span = Span(s.start + role[0], s.start + role[1])
     abstained = reason is not None
 
     passages = []

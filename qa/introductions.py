@@ -116,3 +116,28 @@ def introduction_boost(chunks: Sequence, question: str, rows: Sequence[int] | No
         held = set(int(r) for r in containing(short_form(subject)))
         rows = sorted(held if rows is None else held & set(int(r) for r in rows))
     return {r: INTRODUCTION_BOOST for r in introduction_rows(chunks, subject, rows)}
+
+
+_ROLE_WORDS = r"[A-Za-z][\w'’.-]*"
+# "The chief administrator of COPA, Andrea Kersten, said": the role, a comma, the name
+_ROLE_BEFORE = re.compile(rf"(?:^|(?<=[,;:—(]\s)|(?<=[,;:—(]))\s*(?P<role>(?:[Tt]he|[Aa]n?|[Ii]ts|[Hh]is|[Hh]er|[Tt]heir)\s+"
+                          rf"{_ROLE_WORDS}(?:\s+{_ROLE_WORDS}){{0,7}}?),\s+(?:[A-Z][\w'’.-]*\s+){{0,3}}$")
+# "Andrea Kersten, the chief administrator of COPA, said": the name, a comma, the role, a comma
+_ROLE_AFTER = re.compile(rf"^,\s+(?P<role>(?:the|an?)\s+{_ROLE_WORDS}(?:\s+{_ROLE_WORDS}){{0,7}}?)\s*[,;—)]")
+
+
+def role_span(sentence: str, subject: str) -> tuple[int, int] | None:
+    """Where `sentence` says who `subject` is, in the appositive of news style: "The chief administrator of COPA,
+    Andrea Kersten, said ..." or "Andrea Kersten, the chief administrator of COPA, said ..." ([start, end) in the
+    sentence); None when it does not say it that way, or does not write `subject` as a name."""
+    if not _mentions(sentence, subject):
+        return None  # "the Mongol elites wish Buyantu" is not a name, though "Buyantu" is
+    name = short_form(subject)
+    for m in re.finditer(rf"(?<![\w]){re.escape(name)}(?![\w])", sentence, re.IGNORECASE):
+        before = _ROLE_BEFORE.search(sentence[: m.start()])
+        if before:
+            return before.start("role"), before.end("role")
+        after = _ROLE_AFTER.match(sentence[m.end():])
+        if after:
+            return m.end() + after.start("role"), m.end() + after.end("role")
+    return None

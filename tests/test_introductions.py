@@ -6,9 +6,9 @@ from dataclasses import dataclass
 
 import pytest
 
-from helpers import history, seed_engine  # noqa: F401 - fixture
+from helpers import history, seed_article_path, seed_engine  # noqa: F401 - fixture
 from qa.conversation import reply_text
-from qa.introductions import INTRODUCTION_BOOST, introduction_boost, introduction_rows, short_form, subject_of
+from qa.introductions import INTRODUCTION_BOOST, introduction_boost, introduction_rows, role_span, short_form, subject_of
 
 
 @pytest.mark.parametrize("question, subject", [
@@ -77,6 +77,25 @@ def test_a_subject_the_articles_do_not_write_as_a_name_is_not_looked_for():
     assert introduction_boost(STORY, "Who is Andrea Kersten?") == {1: INTRODUCTION_BOOST, 4: INTRODUCTION_BOOST}
 
 
+@pytest.mark.parametrize("sentence, subject, role", [
+    ("The chief administrator of COPA, Andrea Kersten, said the agency received information.", "Kersten",
+     "The chief administrator of COPA"),
+    ("The chief administrator of COPA, Andrea Kersten, said the agency received information.", "andrea kersten",
+     "The chief administrator of COPA"),
+    ("Andrea Kersten, the chief administrator of COPA, said the agency received information.", "Andrea Kersten",
+     "the chief administrator of COPA"),
+    ("On Tuesday, the head of the union, John Smith, said no.", "Smith", "the head of the union"),
+    # no appositive: no role
+    ("The tipster also indicated other officers may have engaged in similar misconduct, Kersten added.", "Kersten", None),
+    ("Kersten said the agency allocated significant resources.", "Kersten", None),
+    # the subject must be a name the sentence writes: "Buyantu" alone does not make "the elites wish Buyantu" one
+    ("The fourth Yuan emperor, Buyantu, was a reformer.", "Mongol elites wish Buyantu", None),
+])
+def test_the_role_a_news_appositive_gives(sentence, subject, role):
+    span = role_span(sentence, subject)
+    assert (sentence[span[0]:span[1]] if span else None) == role
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("question", ["Who is Kersten?", "What is Kersten's title?", "What does Kersten do?",
                                       "What is Kersten's job?"])
@@ -84,6 +103,10 @@ def test_who_someone_is_is_answered_where_the_story_introduces_them(seed_engine,
     # the later "Kersten said the agency allocated ..." matches the bare name better, and says nothing of who she is
     r = seed_engine.ask(question).to_json()
     assert not r["abstained"] and r["answer"]["text"].startswith("The chief administrator of COPA, Andrea Kersten")
+    # the short answer is her role, with exact offsets into the article file (not the reader's "COPA")
+    span = r["answer"]["span"]
+    assert span["text"] == "The chief administrator of COPA"
+    assert seed_article_path().read_text(encoding="utf-8")[span["start"] : span["end"]] == span["text"]
 
 
 @pytest.mark.slow
