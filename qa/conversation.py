@@ -9,6 +9,8 @@ by measurement on the team's gold conversations (README, "Conversations"):
   60 % of follow-ups are answered in the same passage, 19 % in the next or previous one);
 - a fragment ("And in the shelters?", "Why?", "From who?") is searched together with the previous question,
   which supplies its topic;
+- "Which district?" after an answer that says "the district" without naming it is searched with the district the
+  article named before the answer ("10th District", qa/references.py);
 - for the reader, `interpreted_as` spells the reference out: he/she/her replaced by a person's name from the
   previous answer or question, "it", "they" and "that" shown with what they refer to. Those names are not searched
   for: measured, a wrong guess cost more than a right one gained. "It" and "they" are not replaced by a name at
@@ -22,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from .lexical import STOPWORDS, words
-from .pronouns import gender_of_pronoun
+from .references import gender_of_pronoun
 from .validation import Turn
 
 REFUSAL_PREFIX = "The article does not say"
@@ -48,6 +50,7 @@ class Resolution:
     search_text: str  # what retrieval reads: interpreted_as, plus earlier text when a reference stays open
     leaned_on: str | None  # "answer", "question" or None: which earlier text was used
     follows: str | None = None  # the answer sentence it follows: its passage (and neighbours) are favoured
+    referent: str | None = None  # what "the district" of the previous answer is, found in the article ("10th District")
 
 
 
@@ -201,13 +204,38 @@ def no_context_reason(question: str) -> str:
     return "This reads as a follow-up, and there is no earlier answer to follow: ask the whole question."
 
 
-def resolve(question: str, history: Sequence[Turn], gender_of: Callable[[str], str | None] | None = None) -> Resolution:
+_WHICH_NOUN = re.compile(r"^\s*(?:and\s+|so\s+|ok\.?\s+)?(?:which|what)\s+([a-z]+)(?:\s+(?:again|exactly|was\s+it|is\s+it|was\s+that|"
+                         r"is\s+that))*\s*\??\s*$", re.IGNORECASE)
+
+
+def definite_noun(question: str, answer: str | None) -> str | None:
+    """For "Which district?" after an answer that says "the district" without naming it: "district"."""
+    m = _WHICH_NOUN.match(question)
+    if not m or not answer:
+        return None
+    noun = m.group(1).lower()
+    return noun if re.search(rf"\bthe\s+{re.escape(noun)}\b", answer) else None
+
+
+def resolve(question: str, history: Sequence[Turn], gender_of: Callable[[str], str | None] | None = None,
+            referent_of: Callable[[str, str], str | None] | None = None) -> Resolution:
     """The self-contained question to answer, given the conversation so far (see the module doc). `gender_of(name)`
-    says which pronoun the articles use for a person ("m", "f" or None: qa/pronouns.py)."""
+    says which pronoun the articles use for a person ("m", "f" or None: qa/references.py). `referent_of(noun,
+    answer)` names what "the <noun>" of an answer sentence stands for in its article ("10th District" for "the
+    district"), or None."""
     exchanges = [e for e in _exchanges(history) if e.answer is not None]
-    if not exchanges or not needs_context(question):
+    if not exchanges:
         return Resolution(question, question, question, None)
     last = exchanges[-1]
+    noun = definite_noun(question, last.answer)
+    referent = referent_of(noun, last.answer) if noun and referent_of else None
+    if referent:
+        # "Which district?" after "... at least one police officer within the district.": the district the story
+        # named before ("the 10th District of Chicago") is searched, not the answer that left it unnamed
+        interpreted = f"{question.strip().rstrip(' ?')} ('the {noun}' of the previous answer)?"
+        return Resolution(question, interpreted, f"{question} {referent}", "answer", None, referent)
+    if not needs_context(question):
+        return Resolution(question, question, question, None)
     resolved, open_reference = _substitute(question, last, gender_of)
     content = _content_words(question)
     fragment = bool(_FRAGMENT_START.match(question)) or not content or (

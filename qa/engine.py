@@ -39,7 +39,7 @@ from .conversation import follow_up_boost, needs_context, no_context_reason, res
 from .grounding import unrecognised_words
 from .introductions import introduction_boost
 from .lexical import tokenize
-from .pronouns import gender_lookup
+from .references import gender_lookup, referent_lookup
 from .retrieval import FusionMethod, Query, Retriever
 from .store import (
     FORMAT_VERSION,
@@ -359,7 +359,8 @@ class Engine:
             return Answer(text, True, None, None, (), f"The question has no word I recognise ({shown}); ask it in plain words.",
                           details="none of its words is in the articles or in the model's vocabulary")
         containing = lambda w: np.flatnonzero(index.lexical.scores(tokenize(w)) > 0)  # noqa: E731 - rows holding a word
-        resolution = resolve(text, history, gender_lookup(index.chunks, containing)) if history else None
+        resolution = resolve(text, history, gender_lookup(index.chunks, containing),
+                             referent_lookup(index.chunks)) if history else None
         asked = resolution.interpreted_as if resolution else text
         query = self.query(resolution.search_text if resolution else text, index)
         boost = follow_up_boost(index, resolution.follows) if resolution and resolution.follows else {}
@@ -373,7 +374,10 @@ class Engine:
         # "Who said that?" with nothing said before: if refused, say so, not "the article does not say who said that"
         dangling = no_context_reason(text) if (resolution is None or resolution.leaned_on is None) \
             and needs_context(text) else None
-        answer = compose_answer(asked, hits, index, k=k, abstain_below=self.settings.abstain_below, corrected=names_in,
+        # a reference found in the article ("the district" -> "10th District") makes the question about it, however
+        # far a short "Which district?" is from every passage for the encoder (0.21, under the threshold)
+        abstain_below = -1.0 if resolution and resolution.referent else self.settings.abstain_below
+        answer = compose_answer(asked, hits, index, k=k, abstain_below=abstain_below, corrected=names_in,
                                 reader=self.reader, answerability_below=self.settings.answerability_below,
                                 unanswerable_because=dangling)
         answer = replace(answer, question=text, interpreted_as=asked)

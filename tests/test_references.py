@@ -1,4 +1,4 @@
-"""A follow-up's he/she is replaced only by a person the article refers to with that pronoun (qa/pronouns.py)."""
+"""A follow-up's he/she is replaced only by a person the article refers to with that pronoun (qa/references.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from helpers import history, seed_engine  # noqa: F401 - fixture
-from qa.conversation import reply_text, resolve
-from qa.pronouns import article_gender, gender_lookup
+from qa.conversation import definite_noun, reply_text, resolve
+from qa.references import article_gender, gender_lookup, referent_lookup
 
 STORY = ["The chief administrator of COPA, Andrea Kersten, said the agency received information on July 6.",
          "\"The investigation remains open,\" Kersten said.",
@@ -66,3 +66,42 @@ def test_who_in_who_said_that_is_not_a_speaker():
     # "Who said that?" matched the "<Name> said" pattern: "whats his name" became "whats Who's name"
     r = resolve("whats his name", history(("Who said that?", "The investigation remains open and ongoing.")))
     assert "Who's" not in r.interpreted_as and r.interpreted_as.startswith("whats his name (about: ")
+
+
+ARTICLE = [_Chunk("a", "On Tuesday, COPA gave an update on claims that an officer assigned to the 10th District of Chicago "
+                       "took part in misconduct."),
+           _Chunk("a", "The agency received information about at least one police officer within the district."),
+           _Chunk("a", "Four officers were with migrants living at the Ogden District police station."),
+           _Chunk("a", "The city began moving migrants out of the station."),
+           _Chunk("b", "The 19th District is in another article.")]
+
+
+def test_the_district_of_an_answer_is_the_one_named_before_it():
+    lookup = referent_lookup(ARTICLE)
+    assert lookup("district", ARTICLE[1].text) == "10th District"
+    assert lookup("station", ARTICLE[3].text) == "Ogden District police station"  # lower-case words between
+    assert lookup("district", ARTICLE[0].text) is None  # nothing named before it in its article
+    assert lookup("district", "A sentence that is in no passage.") is None
+
+
+def test_which_noun_after_an_answer_that_leaves_it_unnamed_searches_the_named_one():
+    h = history(("Who received the information?", ARTICLE[1].text))
+    assert definite_noun("Which district?", ARTICLE[1].text) == "district"
+    assert definite_noun("which district is that", ARTICLE[1].text) == "district"
+    assert definite_noun("Which officer?", ARTICLE[1].text) is None  # the answer says "one police officer"
+    assert definite_noun("Which district did the tipster name?", ARTICLE[1].text) is None  # a whole question
+    r = resolve("Which district?", h, referent_of=referent_lookup(ARTICLE))
+    assert r.referent == "10th District" and r.search_text == "Which district? 10th District"
+    assert r.interpreted_as == "Which district ('the district' of the previous answer)?"
+    assert resolve("Which district?", h).referent is None  # without the article: taken as it is
+
+
+@pytest.mark.slow
+def test_which_district_in_the_issues_conversation(seed_engine):
+    # "Which district?" was refused ("The article does not say"), and the 10th District is in the article
+    h = []
+    for q in ("Were any victims identified?", "Who said that?", "What is her role?"):
+        r = seed_engine.ask(q, history=h).to_json()
+        h += history((q, reply_text(r)))
+    which = seed_engine.ask("Which district?", history=h).to_json()
+    assert not which["abstained"] and "10th District" in which["answer"]["text"]

@@ -1,10 +1,14 @@
-"""Which pronoun an article uses for a person: "she" for Kersten in "... Kersten said. She also said ...".
+"""What a reference in a follow-up stands for, read from the article itself.
 
-A follow-up's he/she/her is replaced by a person's name from the previous answer (qa/conversation.py). Without
-this check "whats his name" after an answer quoting Andrea Kersten became "whats Kersten's name", and the refusal
-told staff "The article does not say what Kersten's name is". The article itself usually says which pronoun fits:
-the first he/him/his or she/her/hers after a mention of the name, in the rest of that sentence or the next, votes.
-A name is given a pronoun only when the votes agree (two to one at least); otherwise nothing is excluded.
+Two kinds, both used by qa/conversation.py:
+- **Which pronoun fits a person**: "she" for Kersten in "... Kersten said. She also said ...". A follow-up's
+  he/she/her is replaced by a person's name from the previous answer. Without this check "whats his name" after an
+  answer quoting Andrea Kersten became "whats Kersten's name", and the refusal told staff "The article does not say
+  what Kersten's name is". The first he/him/his or she/her/hers after a mention of the name, in the rest of that
+  sentence or the next, votes; a name is given a pronoun only when the votes agree (two to one at least).
+- **What "the district" is**: an answer that says "... within the district." leaves it unnamed; news names it
+  before ("the 10th District of Chicago") and then shortens it. The last named mention before the answer, in the
+  same article, is the referent: "Which district?" is then searched with "10th District".
 """
 
 from __future__ import annotations
@@ -77,5 +81,40 @@ def gender_lookup(chunks: Sequence, containing: Callable[[str], Sequence[int]]) 
             for kind, n in _votes("\n\n".join(texts), name, upto=len(chunks[r].text)).items():
                 total[kind] += n
         return _verdict(total)
+
+    return lookup
+
+
+_NOT_NAME_START = {"the", "a", "an", "this", "that", "in", "on", "at", "as", "but", "and", "of", "for", "from", "to"}
+
+
+def _named_mention(noun: str) -> re.Pattern[str]:
+    """A mention of `noun` (any case) named by capitalised words or an ordinal before it, with up to two lower-case
+    words between: "10th District", "Ogden District police station"; not "the district"."""
+    head = r"(?:\d+(?:st|nd|rd|th)|[A-Z][\w’'.-]*)"
+    return re.compile(rf"(?<![\w’'-])(?P<name>{head}(?:\s+{head})*(?:\s+[a-z][\w-]*){{0,2}}\s+(?i:{re.escape(noun)})s?)\b")
+
+
+def referent_lookup(chunks: Sequence) -> Callable[[str, str], str | None]:
+    """`lookup(noun, answer)`: the last mention of `noun` named in full ("10th District") before "the <noun>" of the
+    answer sentence, in the answer's article (its passages up to the answer's); None when there is none."""
+
+    def lookup(noun: str, answer: str) -> str | None:
+        wanted = " ".join(answer.split())
+        row = next((r for r, c in enumerate(chunks) if wanted and wanted in " ".join(c.text.split())), None)
+        if row is None:
+            return None
+        current = " ".join(chunks[row].text.split())
+        the = re.search(rf"\bthe\s+{re.escape(noun)}\b", wanted)
+        before = current[: current.find(wanted) + (the.start() if the else 0)]
+        texts = [c.text for c in chunks[:row] if c.article_id == chunks[row].article_id] + [before]
+        found = None
+        for m in _named_mention(noun).finditer("\n\n".join(texts)):
+            words = m.group("name").split()
+            while words and words[0].lower() in _NOT_NAME_START:
+                words = words[1:]  # "The 10th District" -> "10th District"; "In Chicago District" keeps its name
+            if len(words) > 1:
+                found = " ".join(words)
+        return found
 
     return lookup
