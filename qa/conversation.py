@@ -10,7 +10,8 @@ by measurement on the team's gold conversations (README, "Conversations"):
 - a fragment ("And in the shelters?", "Why?", "From who?") is searched together with the previous question,
   which supplies its topic;
 - "Which district?" after an answer that says "the district" without naming it is searched with the district the
-  article named before the answer ("10th District", qa/references.py);
+  article named before the answer ("10th District of Chicago"), and "that bureau" with the bureau named last up to
+  the answer ("Bureau of Internal Affairs"), spelled out in `interpreted_as` (qa/references.py);
 - for the reader, `interpreted_as` spells the reference out: he/she/her replaced by a person's name from the
   previous answer or question, "it", "they" and "that" shown with what they refer to. Those names are not searched
   for: measured, a wrong guess cost more than a right one gained. "It" and "they" are not replaced by a name at
@@ -217,8 +218,20 @@ def definite_noun(question: str, answer: str | None) -> str | None:
     return noun if re.search(rf"\bthe\s+{re.escape(noun)}\b", answer) else None
 
 
+_DEMONSTRATIVE_NOUN = re.compile(r"\b(?:that|this|those|these)\s+([a-z]{3,})\b", re.IGNORECASE)
+
+
+def demonstrative_noun(question: str) -> str | None:
+    """For "is that bureau part of cpd": "bureau" ("that one", "that is" and the like give None)."""
+    for m in _DEMONSTRATIVE_NOUN.finditer(question):
+        noun = m.group(1).lower()
+        if noun not in STOPWORDS and noun not in _WH and noun not in {"one", "ones", "thing", "stuff", "way", "time"}:
+            return noun
+    return None
+
+
 def resolve(question: str, history: Sequence[Turn], gender_of: Callable[[str], str | None] | None = None,
-            referent_of: Callable[[str, str], str | None] | None = None) -> Resolution:
+            referent_of: Callable[..., str | None] | None = None) -> Resolution:
     """The self-contained question to answer, given the conversation so far (see the module doc). `gender_of(name)`
     says which pronoun the articles use for a person ("m", "f" or None: qa/references.py). `referent_of(noun,
     answer)` names what "the <noun>" of an answer sentence stands for in its article ("10th District" for "the
@@ -236,6 +249,14 @@ def resolve(question: str, history: Sequence[Turn], gender_of: Callable[[str], s
         return Resolution(question, interpreted, f"{question} {referent}", "answer", None, referent)
     if not needs_context(question):
         return Resolution(question, question, question, None)
+    noun = demonstrative_noun(question)
+    referent = referent_of(noun, last.answer or "", True) if noun and referent_of else None
+    if referent:
+        # "is that bureau part of cpd" after an answer naming the Bureau of Internal Affairs: spelled out and searched
+        resolved, _ = _substitute(question, last, gender_of)
+        interpreted = re.sub(rf"\b(?:that|this|those|these)\s+{noun}\b", f"the {referent}", resolved, count=1,
+                             flags=re.IGNORECASE)
+        return Resolution(question, interpreted, f"{question} {referent}", "answer", None, referent)
     resolved, open_reference = _substitute(question, last, gender_of)
     content = _content_words(question)
     fragment = bool(_FRAGMENT_START.match(question)) or not content or (

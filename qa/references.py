@@ -89,24 +89,33 @@ _NOT_NAME_START = {"the", "a", "an", "this", "that", "in", "on", "at", "as", "bu
 
 
 def _named_mention(noun: str) -> re.Pattern[str]:
-    """A mention of `noun` (any case) named by capitalised words or an ordinal before it, with up to two lower-case
-    words between: "10th District", "Ogden District police station"; not "the district"."""
+    """A mention of `noun` (any case) named in full: by capitalised words or an ordinal before it, with up to two
+    lower-case words between ("10th District", "Ogden District police station", "Chicago police oversight agency"),
+    or by capitalised words after "of" ("Bureau of Internal Affairs", "Civilian Office of Police Accountability");
+    not "the district"."""
     head = r"(?:\d+(?:st|nd|rd|th)|[A-Z][\w’'.-]*)"
-    return re.compile(rf"(?<![\w’'-])(?P<name>{head}(?:\s+{head})*(?:\s+[a-z][\w-]*){{0,2}}\s+(?i:{re.escape(noun)})s?)\b")
+    word = rf"(?i:{re.escape(noun)})s?"
+    of_names = r"\s+of\s+(?:the\s+)?[A-Z][\w’'.-]*(?:\s+(?:of\s+|and\s+)?[A-Z][\w’'.-]*)*"
+    before = rf"{head}(?:\s+{head})*(?:\s+[a-z][\w-]*){{0,2}}\s+{word}(?:{of_names})?"
+    after = rf"{word}{of_names}"
+    return re.compile(rf"(?<![\w’'-])(?P<name>{before}|{after})\b")
 
 
-def referent_lookup(chunks: Sequence) -> Callable[[str, str], str | None]:
-    """`lookup(noun, answer)`: the last mention of `noun` named in full ("10th District") before "the <noun>" of the
-    answer sentence, in the answer's article (its passages up to the answer's); None when there is none."""
+def referent_lookup(chunks: Sequence) -> Callable[[str, str, bool], str | None]:
+    """`lookup(noun, answer, through_answer)`: the last mention of `noun` named in full ("10th District") in the
+    answer's article, before "the <noun>" of the answer sentence ("Which district?" after "... within the
+    district."), or up to the end of the answer sentence when `through_answer` ("that bureau" after an answer naming
+    the Bureau of Internal Affairs); None when there is none."""
 
-    def lookup(noun: str, answer: str) -> str | None:
+    def lookup(noun: str, answer: str, through_answer: bool = False) -> str | None:
         wanted = " ".join(answer.split())
         row = next((r for r, c in enumerate(chunks) if wanted and wanted in " ".join(c.text.split())), None)
         if row is None:
             return None
         current = " ".join(chunks[row].text.split())
-        the = re.search(rf"\bthe\s+{re.escape(noun)}\b", wanted)
-        before = current[: current.find(wanted) + (the.start() if the else 0)]
+        the = None if through_answer else re.search(rf"\bthe\s+{re.escape(noun)}\b", wanted)
+        end = len(wanted) if through_answer else the.start() if the else 0
+        before = current[: current.find(wanted) + end]
         texts = [c.text for c in chunks[:row] if c.article_id == chunks[row].article_id] + [before]
         found = None
         for m in _named_mention(noun).finditer("\n\n".join(texts)):

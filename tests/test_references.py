@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from helpers import history, seed_engine  # noqa: F401 - fixture
-from qa.conversation import definite_noun, reply_text, resolve
+from qa.conversation import definite_noun, demonstrative_noun, reply_text, resolve
 from qa.references import article_gender, gender_lookup, referent_lookup
 
 STORY = ["The chief administrator of COPA, Andrea Kersten, said the agency received information on July 6.",
@@ -78,7 +78,7 @@ ARTICLE = [_Chunk("a", "On Tuesday, COPA gave an update on claims that an office
 
 def test_the_district_of_an_answer_is_the_one_named_before_it():
     lookup = referent_lookup(ARTICLE)
-    assert lookup("district", ARTICLE[1].text) == "10th District"
+    assert lookup("district", ARTICLE[1].text) == "10th District of Chicago"
     assert lookup("station", ARTICLE[3].text) == "Ogden District police station"  # lower-case words between
     assert lookup("district", ARTICLE[0].text) is None  # nothing named before it in its article
     assert lookup("district", "A sentence that is in no passage.") is None
@@ -91,9 +91,26 @@ def test_which_noun_after_an_answer_that_leaves_it_unnamed_searches_the_named_on
     assert definite_noun("Which officer?", ARTICLE[1].text) is None  # the answer says "one police officer"
     assert definite_noun("Which district did the tipster name?", ARTICLE[1].text) is None  # a whole question
     r = resolve("Which district?", h, referent_of=referent_lookup(ARTICLE))
-    assert r.referent == "10th District" and r.search_text == "Which district? 10th District"
+    assert r.referent == "10th District of Chicago" and r.search_text == "Which district? 10th District of Chicago"
     assert r.interpreted_as == "Which district ('the district' of the previous answer)?"
     assert resolve("Which district?", h).referent is None  # without the article: taken as it is
+
+
+def test_that_bureau_is_spelled_out_with_the_name_the_article_gives_it():
+    tracking = ("Two tracking numbers were assigned, one for COPA's investigation and the other for the Bureau of "
+                "Internal Affairs.")
+    chunks = ARTICLE[:2] + [_Chunk("a", tracking), _Chunk("a", "A Chicago police oversight agency said so.")]
+    lookup = referent_lookup(chunks)
+    assert lookup("bureau", tracking, True) == "Bureau of Internal Affairs"  # named in the answer itself
+    assert lookup("bureau", tracking) is None  # "Which bureau?" looks before "the bureau", which this answer lacks
+    h = history(("What tracking numbers were assigned?", tracking))
+    assert demonstrative_noun("is that bureau part of cpd") == "bureau"
+    assert demonstrative_noun("how did that one come up") is None and demonstrative_noun("is that so") is None
+    r = resolve("is that bureau part of cpd", h, referent_of=lookup)
+    assert r.interpreted_as == "is the Bureau of Internal Affairs part of cpd"
+    assert r.search_text == "is that bureau part of cpd Bureau of Internal Affairs" and r.referent
+    # nothing named "... agency" up to the answer: the reference stays open, as before
+    assert resolve("what does that agency do", h, referent_of=lookup).referent is None
 
 
 @pytest.mark.slow
