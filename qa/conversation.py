@@ -301,10 +301,9 @@ NEXT_PASSAGE_BOOST = 0.05
 
 def follow_up_boost(index, answer: str) -> dict[int, float]:
     """Score boosts for the passage holding `answer` (an earlier answer sentence, verbatim) and its neighbours."""
-    wanted = " ".join(answer.split())
-    rows = [r for r, c in enumerate(index.chunks) if wanted and wanted in " ".join(c.text.split())]
+    row = index.passage_holding(answer)
     boost: dict[int, float] = {}
-    for r in rows[:1]:
+    for r in [row] if row is not None else []:
         boost[r] = SAME_PASSAGE_BOOST
         for n in (r - 1, r + 1):
             if 0 <= n < len(index.chunks) and index.chunks[n].article_id == index.chunks[r].article_id:

@@ -360,7 +360,7 @@ class Engine:
                           details="none of its words is in the articles or in the model's vocabulary")
         containing = lambda w: np.flatnonzero(index.lexical.scores(tokenize(w)) > 0)  # noqa: E731 - rows holding a word
         resolution = resolve(text, history, gender_lookup(index.chunks, containing),
-                             referent_lookup(index.chunks)) if history else None
+                             referent_lookup(index.chunks, index.passage_holding)) if history else None
         asked = resolution.interpreted_as if resolution else text
         query = self.query(resolution.search_text if resolution else text, index)
         boost = follow_up_boost(index, resolution.follows) if resolution and resolution.follows else {}

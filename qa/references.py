@@ -101,15 +101,18 @@ def _named_mention(noun: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w’'-])(?P<name>{before}|{after})\b")
 
 
-def referent_lookup(chunks: Sequence) -> Callable[[str, str, bool], str | None]:
+def referent_lookup(chunks: Sequence, row_of: Callable[[str], int | None] | None = None
+                    ) -> Callable[[str, str, bool], str | None]:
     """`lookup(noun, answer, through_answer)`: the last mention of `noun` named in full ("10th District") in the
     answer's article, before "the <noun>" of the answer sentence ("Which district?" after "... within the
     district."), or up to the end of the answer sentence when `through_answer` ("that bureau" after an answer naming
-    the Bureau of Internal Affairs); None when there is none."""
+    the Bureau of Internal Affairs); None when there is none. `row_of(answer)` finds the answer's passage
+    (`StoredIndex.passage_holding`); without it the passages are scanned."""
 
     def lookup(noun: str, answer: str, through_answer: bool = False) -> str | None:
         wanted = " ".join(answer.split())
-        row = next((r for r, c in enumerate(chunks) if wanted and wanted in " ".join(c.text.split())), None)
+        row = row_of(answer) if row_of else next(
+            (r for r, c in enumerate(chunks) if wanted and wanted in " ".join(c.text.split())), None)
         if row is None:
             return None
         current = " ".join(chunks[row].text.split())

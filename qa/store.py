@@ -79,6 +79,16 @@ class StoredIndex:
         self.token_first = np.concatenate([[0], np.cumsum(self.token_counts)]).astype(np.int64)
 
     @cached_property
+    def _spaced_texts(self) -> list[str]:
+        return [" ".join(c.text.split()) for c in self.chunks]
+
+    def passage_holding(self, text: str) -> int | None:
+        """The row of the first passage that holds `text` verbatim (whitespace aside): an earlier answer sentence's
+        passage. The passages' texts are normalised once per index (a scan of 2,249 passages took 15 ms)."""
+        wanted = " ".join(text.split())
+        return next((r for r, t in enumerate(self._spaced_texts) if wanted and wanted in t), None)
+
+    @cached_property
     def token_matrix(self) -> np.ndarray:
         """token_vectors as float32, made on first use: numpy multiplies float16 ~10x slower, and a build that
         answers no question (`qa build`) never needs it. The float32 copy then replaces the float16 one, so a
