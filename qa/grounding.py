@@ -44,6 +44,8 @@ _MONEY = re.compile(
 )
 
 _ORDINAL = re.compile(r"\b\d+(?:st|nd|rd|th)\b", re.IGNORECASE)
+# an ordinal that starts a name ("the 19th District", "5th Avenue", "14th Amendment") is no date; a century is
+_ORDINAL_NAME = re.compile(r"\b\d+(?:st|nd|rd|th)\s+(?=[A-Z])(?!Centur)")
 _TYPE_PATTERNS: dict[AnswerType, re.Pattern[str]] = {"number": _NUMBER, "time": _TIME, "age": _AGE, "money": _MONEY}
 
 
@@ -87,6 +89,8 @@ def has_type(text: str, kind: AnswerType, question: str = "") -> bool:
         return False
     if kind == "number":
         text = _ORDINAL.sub(" ", text)  # "the 19th District" counts nothing ("How many investigators ...?")
+    elif kind == "time":
+        text = _ORDINAL_NAME.sub(" ", text)  # nor is it a date ("When was that complaint made?")
     return bool(_TYPE_PATTERNS[kind].search(text))
 
 

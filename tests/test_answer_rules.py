@@ -28,6 +28,16 @@ def test_an_ordinal_is_not_a_count():
     assert has_type("It had 21 staff on the 3rd of May.", "number", q)
 
 
+def test_an_ordinal_that_starts_a_name_is_not_a_date():
+    # "When was that complaint made?" was answered with the 19th District sentence, which gives no time
+    q = "When was that complaint made?"
+    assert not has_type("An allegation of officers in the 19th District engaging in misconduct.", "time", q)
+    assert not has_type("The shop on 5th Avenue closed.", "time", q)
+    assert has_type("It was built in the 19th Century.", "time", q)  # a century is a time, capitalised or not
+    assert has_type("It happened on the 19th. Then police came.", "time", q)
+    assert has_type("In the 19th District on July 6, police came.", "time", q)
+
+
 def test_an_office_the_article_never_mentions_is_found():
     story = {"police": 3, "officer": 2, "said": 4, "mayor": 1}
     assert unmatched_offices("What did the governor say about the shelters?", story) == ["governor"]
