@@ -148,6 +148,18 @@ def _antecedent(kind: str, exchange: _Exchange, gender: str | None = None,
 SUBSTITUTE = ("person",)
 
 
+# words after "her" that make it the object ("appointed her to", "tell her about"), not the possessive ("her title")
+_AFTER_OBJECT_HER = {"to", "about", "for", "with", "at", "in", "on", "of", "from", "by", "as", "and", "or", "but", "that",
+                     "if", "when", "again", "yet", "now", "then", "too", "also", "so", "up", "down", "out", "over", "back",
+                     "off", "first", "last", "anything", "something", "anyone", "whether", "why", "how", "what", "where"}
+
+
+def _before_a_noun(rest: str) -> bool:
+    """Whether the text after a "her" starts with a word it can own ("her title"), not an end or a preposition."""
+    m = re.match(r"\s+([A-Za-z’'-]+)", rest)
+    return bool(m) and m.group(1).lower() not in _AFTER_OBJECT_HER
+
+
 def _substitute(question: str, exchange: _Exchange,
                 gender_of: Callable[[str], str | None] | None = None) -> tuple[str, bool]:
     """The question with its pronouns replaced by names from the exchange; and whether any reference stays open."""
@@ -159,6 +171,8 @@ def _substitute(question: str, exchange: _Exchange,
         low = word.lower()
         kind = "person" if low in _PERSON_PRONOUNS else "thing"
         suffix = (_PERSON_PRONOUNS if kind == "person" else _THING_PRONOUNS)[low]
+        if low == "her" and not _before_a_noun(question[match.end():]):
+            suffix = ""  # "who appointed her", "what did they tell her about it": not "Kersten's"
         name = _antecedent(kind, exchange, gender_of_pronoun(low), gender_of) if kind in SUBSTITUTE else None
         if name is None:
             open_reference = True

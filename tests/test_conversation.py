@@ -54,6 +54,13 @@ def test_a_place_named_with_an_ordinal_is_kept_whole():
     assert r.interpreted_as == "What is Kersten's title?"
 
 
+def test_her_as_the_object_is_not_made_a_possessive():
+    h = history(("Who runs COPA?", KERSTEN))
+    assert resolve("Who appointed her?", h).interpreted_as == "Who appointed Andrea Kersten?"  # not "Kersten's"
+    assert resolve("Did anyone tell her about it?", h).interpreted_as.startswith("Did anyone tell Andrea Kersten about")
+    assert resolve("What is her title?", h).interpreted_as == "What is Andrea Kersten's title?"
+
+
 def test_it_and_they_are_not_replaced_by_a_guessed_name():
     # "it" is mostly a thing the text names in common words ("the investigation"): a guessed name read wrong,
     # and the refusal repeated it ("when Kersten expects to finish CPD")
