@@ -43,6 +43,7 @@ _MONEY = re.compile(
     re.IGNORECASE,
 )
 
+_CALENDAR = frozenset("monday tuesday wednesday thursday friday saturday sunday".split() + _MONTHS.split())
 _ORDINAL = re.compile(r"\b\d+(?:st|nd|rd|th)\b", re.IGNORECASE)
 # an ordinal that starts a name ("the 19th District", "5th Avenue", "14th Amendment") is no date; a century is
 _ORDINAL_NAME = re.compile(r"\b\d+(?:st|nd|rd|th)\s+(?=[A-Z])(?!Centur)")
@@ -80,10 +81,11 @@ def has_type(text: str, kind: AnswerType, question: str = "") -> bool:
         person = bool(asked & _PERSON_NOUNS)  # "the name of the officer": a person's name, not "10th District"
         for m in _NAME.finditer(text):
             parts = [w for w in m.group(0).split() if w[0].isupper()]
-            if person:
-                parts = [w for w in parts if w.lower() not in _PLACE_WORDS]
+            if person and any(w.lower() in _PLACE_WORDS for w in parts):
+                continue  # "Civilian Office of Police Accountability" names an office, not the commander asked about
             if m.start() == len(text) - len(text.lstrip(" \"“‘(")):
                 parts = parts[1:]  # the sentence's first word is capitalised anyway
+            parts = [w for w in parts if w.lower().strip(",.") not in _CALENDAR]  # "On Tuesday" names nobody
             if any(not set(words(w)) <= asked and not (w.isupper() and len(w) <= 4) for w in parts):
                 return True
         return False
@@ -99,7 +101,8 @@ _SAYS = r"(?:said|says|added|adds|told|tells|explained|noted|wrote|stated)"
 _PERSON_NOUNS = frozenset(
     "officer officers cop cops victim victims man woman person people suspect suspects source tipster chief administrator "
     "mayor official officials spokesperson spokesman spokeswoman reporter author writer girl boy child migrant migrants "
-    "witness witnesses leader president governor minister judge lawyer attorney doctor teacher student owner driver".split())
+    "witness witnesses leader president governor minister judge lawyer attorney doctor teacher student owner driver "
+    "commander sergeant lieutenant captain detective superintendent spokesperson".split())
 _PLACE_WORDS = frozenset(
     "district department office bureau police station street avenue county city state agency unit division "
     "council committee court university school hospital church company news department's".split())

@@ -20,6 +20,15 @@ def test_a_name_question_needs_a_name_the_question_does_not_give():
     assert not has_type("Officer Smith was accused.", "name", "What is the name of officer Smith?")
 
 
+def test_an_office_or_a_weekday_is_not_the_name_of_a_person_asked_for():
+    q = "What is the district commander's name?"
+    sentence = ("On Tuesday, the Civilian Office of Police Accountability (COPA) provided an update on claims that an "
+                "officer assigned to the 10th District of Chicago took part in misconduct.")
+    assert not has_type(sentence, "name", q)  # "Tuesday", "Civilian Office of ...", "District of Chicago"
+    assert has_type("On Tuesday, police named Commander Jane Doe to lead it.", "name", q)
+    assert has_type("The Civilian Office of Police Accountability said so.", "name", "What is the name of the agency?")
+
+
 def test_an_ordinal_is_not_a_count():
     q = "How many investigators does she have on it?"
     assert expected_type(q) == "number"
