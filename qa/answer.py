@@ -14,6 +14,7 @@ It still lists the closest passages, marked `closest`.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -68,6 +69,8 @@ def compose_answer(question: str, hits: Sequence[Hit], index: StoredIndex, *, k:
     best_semantic = max((max(h.dense, h.sentence) for h in hits), default=-1.0)
     says = "The articles do not say" if len(index.articles) > 1 else "The article does not say"
     fact = missing_fact(without_context(question))  # a follow-up's refusal names what it asks, not the earlier text
+    if fact:
+        fact = re.sub(r"[A-Za-z]+", lambda m: index.acronyms.get(m.group(0), m.group(0)), fact)  # "copa" -> "COPA"
     not_said = unanswerable_because or (f"{says} {fact}." if fact else f"{says}.")
     reason = details = None
     if not hits:

@@ -89,6 +89,23 @@ class StoredIndex:
         return next((r for r, t in enumerate(self._spaced_texts) if wanted and wanted in t), None)
 
     @cached_property
+    def acronyms(self) -> dict[str, str]:
+        """Words the passages write in capitals only, by their lower-case form: {"copa": "COPA", "cpd": "CPD"}. A
+        refusal that repeats a question typed in lower case writes them as the article does ("what FOX 32 was
+        reporting"). Other capitalised words are left as typed: "Office" and "Emergency" are names in one article
+        and common words in a question."""
+        forms: dict[str, str] = {}
+        other: set[str] = set()
+        for chunk in self.chunks:
+            for w in re.findall(r"[A-Za-z][A-Za-z’'-]*", chunk.text):
+                stem = re.sub(r"[’']s$", "", w)
+                if len(stem) >= 2 and stem.isupper():
+                    forms.setdefault(stem.lower(), stem)
+                else:
+                    other.add(stem.lower())
+        return {low: w for low, w in forms.items() if low not in other}
+
+    @cached_property
     def token_matrix(self) -> np.ndarray:
         """token_vectors as float32, made on first use: numpy multiplies float16 ~10x slower, and a build that
         answers no question (`qa build`) never needs it. The float32 copy then replaces the float16 one, so a

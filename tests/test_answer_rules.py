@@ -107,6 +107,8 @@ def test_the_reader_can_be_switched_off(tmp_path):
     ("What did the governor say about the shelters?", "The article never mentions 'governor'."),  # answered before
     ("When will the investigation end?", "The article does not say when the investigation will end."),
     ("How old was the girl?", "The article does not say how old the girl was."),
+    # "On Tuesday, the Civilian Office of Police Accountability ..." used to count as a name
+    ("What is the district commander's name?", "The article does not say what the district commander's name is."),
 ])
 def test_near_topic_questions_the_article_does_not_answer_are_refused(seed_engine, question, reason):
     answer = seed_engine.ask(question).to_json()
@@ -127,3 +129,10 @@ def test_a_factual_question_gets_its_short_answer_with_exact_offsets(seed_engine
     p = answer["passages"][0]
     assert p["highlight"]["start"] <= span["start"] < span["end"] <= p["highlight"]["end"]  # inside the sentence
     assert seed_engine.ask("Were any victims identified?").to_json()["answer"]["span"] is None  # yes/no: the sentence
+
+
+@pytest.mark.slow
+def test_a_refusal_writes_the_articles_acronyms_as_the_article_does(seed_engine):
+    assert seed_engine.index.acronyms == {"copa": "COPA", "cpd": "CPD", "fox": "FOX"}
+    r = seed_engine.ask("when will copa finish").to_json()
+    assert r["abstained"] and r["reason"] == "The article does not say when COPA will finish."
