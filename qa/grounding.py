@@ -102,7 +102,7 @@ _PERSON_NOUNS = frozenset(
     "officer officers cop cops victim victims man woman person people suspect suspects source tipster chief administrator "
     "mayor official officials spokesperson spokesman spokeswoman reporter author writer girl boy child migrant migrants "
     "witness witnesses leader president governor minister judge lawyer attorney doctor teacher student owner driver "
-    "commander sergeant lieutenant captain detective superintendent spokesperson".split())
+    "commander sergeant lieutenant captain detective superintendent".split())
 _PLACE_WORDS = frozenset(
     "district department office bureau police station street avenue county city state agency unit division "
     "council committee court university school hospital church company news department's".split())
