@@ -6,9 +6,8 @@ With QA_UPDATE_SCREENSHOT=1 the answered chat and a follow-up are saved to docs/
 
 from __future__ import annotations
 
-import re
-
 import os
+import re
 from pathlib import Path
 
 import pytest
