@@ -6,9 +6,10 @@ Two kinds, both used by qa/conversation.py:
   answer quoting Andrea Kersten became "whats Kersten's name", and the refusal told staff "The article does not say
   what Kersten's name is". The first he/him/his or she/her/hers after a mention of the name, in the rest of that
   sentence or the next, votes; a name is given a pronoun only when the votes agree (two to one at least).
-- **What "the district" is**: an answer that says "... within the district." leaves it unnamed; news names it
-  before ("the 10th District of Chicago") and then shortens it. The last named mention before the answer, in the
-  same article, is the referent: "Which district?" is then searched with "10th District".
+- **What "the district" or "that bureau" is**: an answer that says "... within the district." leaves it unnamed;
+  news names it before ("the 10th District of Chicago") and then shortens it. The last mention named in full
+  before the answer, in the same article, is the referent: "Which district?" is then searched with "10th District
+  of Chicago". For "that bureau" the answer itself counts too ("... the other for the Bureau of Internal Affairs").
 """
 
 from __future__ import annotations
