@@ -52,6 +52,7 @@ class Resolution:
     leaned_on: str | None  # "answer", "question" or None: which earlier text was used
     follows: str | None = None  # the answer sentence it follows: its passage (and neighbours) are favoured
     referent: str | None = None  # what "the district" of the previous answer is, found in the article ("10th District")
+    asks_for_referent: bool = False  # "Which district?": the referent is the short answer, where the sentence has it
 
 
 
@@ -260,7 +261,7 @@ def resolve(question: str, history: Sequence[Turn], gender_of: Callable[[str], s
         # "Which district?" after "... at least one police officer within the district.": the district the story
         # named before ("the 10th District of Chicago") is searched, not the answer that left it unnamed
         interpreted = f"{question.strip().rstrip(' ?')} ('the {noun}' of the previous answer)?"
-        return Resolution(question, interpreted, f"{question} {referent}", "answer", None, referent)
+        return Resolution(question, interpreted, f"{question} {referent}", "answer", None, referent, True)
     if not needs_context(question):
         return Resolution(question, question, question, None)
     noun = demonstrative_noun(question)

@@ -53,7 +53,7 @@ from .store import (
     remove_unreferenced,
     save_index,
 )
-from .types import Answer, Article
+from .types import Answer, Article, Span
 from .validation import Turn, check_k, check_question
 
 Log = Callable[[str], None]
@@ -381,6 +381,11 @@ class Engine:
                                 reader=self.reader, answerability_below=self.settings.answerability_below,
                                 unanswerable_because=dangling)
         answer = replace(answer, question=text, interpreted_as=asked)
+        if resolution and resolution.asks_for_referent and answer.text and resolution.referent in answer.text:
+            # "Which district?" is answered by the name found for it: "10th District of Chicago", not the reader's
+            # "Chicago"
+            top = answer.passages[0].highlight.start + answer.text.index(resolution.referent)
+            answer = replace(answer, span=Span(top, top + len(resolution.referent)))
         if dangling and answer.reason == dangling and answer.details:
             answer = replace(answer, details=f"{answer.details}; the question leans on earlier turns and there are none "
                                              "answered to lean on")

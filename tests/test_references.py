@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from helpers import history, seed_engine  # noqa: F401 - fixture
+from helpers import history, seed_article_path, seed_engine  # noqa: F401 - fixture
 from qa.conversation import definite_noun, demonstrative_noun, reply_text, resolve
 from qa.references import article_gender, gender_lookup, referent_lookup
 
@@ -122,3 +122,7 @@ def test_which_district_in_the_issues_conversation(seed_engine):
         h += history((q, reply_text(r)))
     which = seed_engine.ask("Which district?", history=h).to_json()
     assert not which["abstained"] and "10th District" in which["answer"]["text"]
+    # the short answer is the district named, with offsets into the file (not the reader's "Chicago" or "10th")
+    span = which["answer"]["span"]
+    assert span["text"].startswith("10th District")
+    assert seed_article_path().read_text(encoding="utf-8")[span["start"] : span["end"]] == span["text"]
