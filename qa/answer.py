@@ -35,7 +35,8 @@ from .retrieval import Hit
 from .store import StoredIndex
 from .types import Answer, Citation, Passage, Span
 
-_TYPE_WORDS = {"number": "number", "time": "time or date", "age": "age", "money": "amount of money", "name": "name"}
+_TYPE_WORDS = {"number": "number", "time": "time or date", "age": "age", "money": "amount of money", "name": "name",
+               "duration": "length or duration"}
 
 
 @lru_cache(maxsize=4096)

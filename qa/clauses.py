@@ -246,6 +246,11 @@ def _declarative(aux: str, rest: list[str], yes_no: bool = True) -> str | None:
     if end is None:
         if yes_no:
             return None  # "is the investigation over yet": the subject's end is unknown
+        while len(rest) > 1 and rest[-1].lower() in _FILLERS:
+            rest = rest[:-1]  # "whats the mayors name anyway" -> "what the mayors name is"
+        trailing = _trailing_adverbs(rest)
+        if trailing:  # "how long were the migrants there" -> "the migrants were there"; "who was there"
+            return " ".join(rest[:-trailing] + [aux] + rest[-trailing:])
         if rest[-1].lower() in _PREPOSITIONS:  # "where is Audra McDonald from" -> "Audra McDonald is from"
             # after a long noun phrase the verb's place is unknown ("X of Y dependent on" wants "X of Y is dependent on")
             plain = len(rest) <= 5 and not any(w.lower() in _PREPOSITIONS for w in rest[:-1])
@@ -263,6 +268,18 @@ def _noun_phrase(words: list[str]) -> bool:
     return 0 < len(words) <= 5 and not any(
         w.lower() in _CLAUSE_WORDS or w.lower() in _AUX or (w.lower() in _VERBS and w.lower() not in ("name", "cost"))
         or _is_participle_or_ing(w) for w in words)
+
+
+_FILLERS = {"anyway", "exactly", "actually"}  # said in chat, not part of what is asked
+_TRAILING = {"there", "here", "now", "then", "today", "yet", "again", "originally", "still"}
+
+
+def _trailing_adverbs(words: list[str]) -> int:
+    """How many words at the end are an adverb of place or time the verb goes before ("there", "so far")."""
+    low = [w.lower() for w in words]
+    if low[-2:] == ["so", "far"]:
+        return 2
+    return 1 if low and low[-1] in _TRAILING else 0
 
 
 def missing_fact(question: str) -> str | None:

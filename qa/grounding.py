@@ -15,7 +15,7 @@ from typing import Literal
 
 from .lexical import STOPWORDS, words
 
-AnswerType = Literal["number", "time", "age", "money", "name"]
+AnswerType = Literal["number", "time", "age", "money", "name", "duration"]
 
 _NUMBER_WORDS = (
     "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
@@ -43,6 +43,8 @@ _MONEY = re.compile(
     re.IGNORECASE,
 )
 
+_UNITS_OF_TIME = re.compile(r"\b(?:seconds?|minutes?|hours?|days?|nights?|weeks?|months?|years?|decades?|centur(?:y|ies)"
+                            r"|lifetime|overnight)\b", re.IGNORECASE)  # "a division's outcome is known in seconds"
 _CALENDAR = frozenset("monday tuesday wednesday thursday friday saturday sunday".split() + _MONTHS.split())
 _ORDINAL = re.compile(r"\b\d+(?:st|nd|rd|th)\b", re.IGNORECASE)
 # an ordinal that starts a name ("the 19th District", "5th Avenue", "14th Amendment") is no date; a century is
@@ -69,6 +71,10 @@ def expected_type(question: str) -> AnswerType | None:
                  r"|^when (does|do) .*\b(expect|expects|plan|plans|intend|intends|hope|hopes|aim|aims)\b"
                  r"|\b(what|which) (day|date|time|year|month|week|decade|century)\b|\bhow long ago\b", q):
         return "time"
+    # "how long were the migrants there?", "how long is the river?": a length of time or of anything, so a number or
+    # a time ("two weeks", "since July", "for years")
+    if re.search(r"\bhow long\b", q):
+        return "duration"
     return None
 
 
@@ -91,8 +97,10 @@ def has_type(text: str, kind: AnswerType, question: str = "") -> bool:
         return False
     if kind == "number":
         text = _ORDINAL.sub(" ", text)  # "the 19th District" counts nothing ("How many investigators ...?")
-    elif kind == "time":
+    elif kind in ("time", "duration"):
         text = _ORDINAL_NAME.sub(" ", text)  # nor is it a date ("When was that complaint made?")
+    if kind == "duration":
+        return bool(_NUMBER.search(text) or _TIME.search(text) or _UNITS_OF_TIME.search(text))
     return bool(_TYPE_PATTERNS[kind].search(text))
 
 

@@ -37,6 +37,17 @@ def test_an_ordinal_is_not_a_count():
     assert has_type("It had 21 staff on the 3rd of May.", "number", q)
 
 
+def test_how_long_asks_for_a_length_of_time_or_anything():
+    q = "How long were the migrants there?"
+    assert expected_type(q) == "duration" and expected_type("How long is the river?") == "duration"
+    assert not has_type("The city began moving migrants out of the station.", "duration", q)
+    assert has_type("They stayed for three weeks.", "duration", q)
+    assert has_type("They have lived there since July.", "duration", q)
+    assert has_type("The outcome is known in seconds.", "duration", q)
+    assert has_type("The river is 1,230 km long.", "duration", "How long is the river?")
+    assert not has_type("Officers of the 19th District were there.", "duration", q)  # a name, not a date
+
+
 def test_an_ordinal_that_starts_a_name_is_not_a_date():
     # "When was that complaint made?" was answered with the 19th District sentence, which gives no time
     q = "When was that complaint made?"

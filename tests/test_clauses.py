@@ -26,6 +26,11 @@ CASES = [
     ('How come?', None),
     ('Did the mayor comment?', 'whether the mayor commented'),
     ('Where are the migrants being moved to?', 'where the migrants are being moved to'),
+    # an adverb of place or time at the end goes after the verb; chat fillers go
+    ('how long were the migrants there', 'how long the migrants were there'),
+    ('what is the price tag so far', 'what the price tag is so far'),
+    ('whats the mayors name anyway', 'what the mayors name is'),
+    ('who was there', 'who was there'),
     ('Why did the officer do it?', 'why the officer did it'),
     ('When will the investigation end?', 'when the investigation will end'),
     ('What did the mayor say about the allegations?', 'what the mayor said about the allegations'),
