@@ -196,11 +196,21 @@ def _paragraph_with_answer(raw: str, start: int, end: int, passage: Mapping, spa
     h0, h1 = passage["highlight"]["start"], passage["highlight"]["end"]
     if not start <= h0 < h1 <= end:
         return esc(raw[start:end])
+    # a space only where the article has one: "COPA</strong>, Andrea", not "COPA</strong> , Andrea"
     if span and h0 <= span["start"] < span["end"] <= h1:
-        sentence = f"{esc(raw[h0:span['start']])} <strong>{esc(raw[span['start']:span['end']])}</strong> {esc(raw[span['end']:h1])}"
+        sentence = (f"{_esc_piece(raw[h0:span['start']])}<strong>{esc(raw[span['start']:span['end']])}</strong>"
+                    f"{_esc_piece(raw[span['end']:h1])}")
     else:
         sentence = esc(raw[h0:h1])
-    return f"{esc(raw[start:h0])} <mark>{sentence.strip()}</mark> {esc(raw[h1:end])}".strip()
+    return f"{_esc_piece(raw[start:h0])}<mark>{sentence.strip()}</mark>{_esc_piece(raw[h1:end])}".strip()
+
+
+def _esc_piece(text: str) -> str:
+    """`esc` of a piece of a paragraph, keeping one space at either end where the piece has white space."""
+    folded = esc(text)
+    if not folded:
+        return " " if text else ""
+    return (" " if text[:1].isspace() else "") + folded + (" " if text[-1:].isspace() else "")
 
 
 def render_panel_message(message: str) -> str:

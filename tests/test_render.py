@@ -145,3 +145,14 @@ def test_the_panel_links_the_original_story_safely():
 
 def test_anchors_are_safe_ids_for_any_article_id():
     assert re.fullmatch(r"qa-[0-9a-f]{8}-p12", anchor('Fresno,_California "quoted"/../x', 12))
+
+
+def test_the_short_answer_in_the_panel_adds_no_space_before_a_comma():
+    raw = "date 2023-07-18 The lead.\n\nThe chief administrator of COPA, Andrea Kersten, said so. More.\n"
+    article = parse_article(raw, article_id="a1", path="x", sha256="0")
+    s2, e2 = raw.index("The chief"), raw.index("More.") + len("More.")
+    h1 = raw.index(" More.")
+    p = passage(1, raw[s2:e2], s2, hl=(s2, h1), paragraph=2, article="a1")
+    span = {"start": s2, "end": raw.index(","), "text": "The chief administrator of COPA"}
+    html = render_article_panel(article, [p], {"text": raw[s2:h1], "citation": 1, "span": span})
+    assert "<mark><strong>The chief administrator of COPA</strong>, Andrea Kersten, said so.</mark> More.</p>" in html
