@@ -77,7 +77,7 @@ with gr.Blocks(title="article-qa", analytics_enabled=False) as demo:
                 "when the article does not say, the chat says so and shows the closest passages instead.")
     with gr.Row(equal_height=False):
         with gr.Column(scale=3, min_width=300):
-            gr.Markdown("## Ask")
+            gr.Markdown("## Ask", elem_classes=["qa-heading"])
             chatbot = gr.Chatbot(label="Conversation", elem_id="chat", height=560, latex_delimiters=[], buttons=[],
                                  placeholder="Ask a question about the article below, e.g. “Were any victims identified?”")
             question = gr.Textbox(label="Your question", elem_id="question", show_label=False, lines=1, max_lines=4,
@@ -106,7 +106,7 @@ with gr.Blocks(title="article-qa", analytics_enabled=False) as demo:
                 add = gr.Button("Add the article", elem_id="add", variant="primary")
                 status = gr.HTML("", elem_id="add-status")
         with gr.Column(scale=2, min_width=300):
-            gr.Markdown("## Article in view")
+            gr.Markdown("## Article in view", elem_classes=["qa-heading"])
             gr.HTML('<p id="qa-panel-note" class="qa-meta" aria-live="polite"></p>')
             panel = gr.Markdown(chat.panel_for_scope(None), elem_id="article-panel", latex_delimiters=[])
     state = gr.State({})
