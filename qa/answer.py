@@ -59,11 +59,13 @@ def _sentence_text(index: StoredIndex, hit: Hit, i: int) -> str:
 
 def compose_answer(question: str, hits: Sequence[Hit], index: StoredIndex, *, k: int, abstain_below: float,
                    corrected: str | None = None, reader=None, answerability_below: float = 0.0,
-                   unanswerable_because: str | None = None) -> Answer:
+                   unanswerable_because: str | None = None, known_answer: str | None = None) -> Answer:
     """`hits` best first; returns k passages.
     `corrected` is the question after typo correction, used to look names up. `unanswerable_because`, when given,
     replaces the generic refusals ("does not say ...", "nothing is close"): a follow-up with nothing to follow. The
-    refusals that name what the article lacks (an unknown name, a headline-only word) keep their words."""
+    refusals that name what the article lacks (an unknown name, a headline-only word) keep their words.
+    `known_answer`: a text found to answer the question ("10th District of Chicago" for a follow-up "Which
+    district?"); where the answer sentence holds it, it is the short answer, in place of the reader's."""
     kind = expected_type(question)
     hits = list(hits)[:k]
 
@@ -119,13 +121,17 @@ def compose_answer(question: str, hits: Sequence[Hit], index: StoredIndex, *, k:
             text = chunk.text[reading.span[0] : reading.span[1]]
             if span_fits(question, text):
                 span = Span(chunk.start + reading.span[0], chunk.start + reading.span[1])
-    subject = subject_of(question) if reason is None and answer_sentence is not None else None
-    if subject:  # "Who is Kersten?": the role the story gives her, not the reader's "COPA"
-        chunk = index.chunks[hits[0].row]
-        s = chunk.sentences[answer_sentence]
-        role = role_span(chunk.text[s.start - chunk.start : s.end - chunk.start], subject)
-        if role:
-            span = Span(s.start + role[0], s.start + role[1])
+    if reason is None and answer_sentence is not None:
+        s = index.chunks[hits[0].row].sentences[answer_sentence]
+        sentence = _sentence_text(index, hits[0], answer_sentence)
+        if known_answer and known_answer in sentence:
+            at = sentence.index(known_answer)
+            found = (at, at + len(known_answer))
+        else:  # "Who is Kersten?": the role the story gives her, not the reader's "COPA"
+            subject = subject_of(question)
+            found = role_span(sentence, subject) if subject else None
+        if found:
+            span = Span(s.start + found[0], s.start + found[1])
     abstained = reason is not None
 
     passages = []

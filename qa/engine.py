@@ -53,7 +53,7 @@ from .store import (
     remove_unreferenced,
     save_index,
 )
-from .types import Answer, Article, Span
+from .types import Answer, Article
 from .validation import Turn, check_k, check_question
 
 Log = Callable[[str], None]
@@ -379,13 +379,9 @@ class Engine:
         abstain_below = -1.0 if resolution and resolution.referent else self.settings.abstain_below
         answer = compose_answer(asked, hits, index, k=k, abstain_below=abstain_below, corrected=names_in,
                                 reader=self.reader, answerability_below=self.settings.answerability_below,
-                                unanswerable_because=dangling)
+                                unanswerable_because=dangling,
+                                known_answer=resolution.referent if resolution and resolution.asks_for_referent else None)
         answer = replace(answer, question=text, interpreted_as=asked)
-        if resolution and resolution.asks_for_referent and answer.text and resolution.referent in answer.text:
-            # "Which district?" is answered by the name found for it: "10th District of Chicago", not the reader's
-            # "Chicago"
-            top = answer.passages[0].highlight.start + answer.text.index(resolution.referent)
-            answer = replace(answer, span=Span(top, top + len(resolution.referent)))
         if dangling and answer.reason == dangling and answer.details:
             answer = replace(answer, details=f"{answer.details}; the question leans on earlier turns and there are none "
                                              "answered to lean on")

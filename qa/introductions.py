@@ -24,6 +24,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+from .lexical import STOPWORDS  # capitalised words before a name that are not part of it: "The", "But Kersten said"
+
 _ROLE = r"(?:role|title|job|position|post|occupation|profession|rank|office)"
 _TAIL = r"(?:\s+(?:exactly|again|now|then|here|there|in\s+(?:this|the)\s+(?:story|article|case)))?\s*[?.!]*\s*$"
 _SUBJECT = r"(?P<subject>[\w][\w’'.\- ]{0,60}?)"
@@ -62,9 +64,6 @@ def subject_of(question: str) -> str | None:
 
 
 _CONNECTORS = {"of", "the", "for", "and", "de", "von", "van", "del", "la", "le", "du", "da", "der"}
-# capitalised words before a name that are not part of it: "The", "But Kersten said"
-_NOT_NAME_PARTS = {"the", "a", "an", "and", "but", "or", "so", "as", "at", "in", "on", "by", "for", "to", "from", "with",
-                   "when", "while", "after", "before", "if", "then", "said", "says", "told", "also", "both", "of"}
 _LONG_BEFORE = re.compile(r"(?:^|[^\w’'])([A-Z][\w’'.-]*)\s+$")  # a capitalised word just before: "Andrea Kersten"
 _IN_PARENTHESES = re.compile(r"[A-Z][\w’'.-]*\s*\($")  # "Police Accountability (COPA)"
 
@@ -89,7 +88,7 @@ def _mentions(text: str, name: str) -> list[bool]:
             continue  # the common word, not the name
         before = text[max(0, m.start() - 80) : m.start()]
         word = _LONG_BEFORE.search(before)
-        out.append(bool(word and word.group(1).lower() not in _NOT_NAME_PARTS) or bool(_IN_PARENTHESES.search(before)))
+        out.append(bool(word and word.group(1).lower() not in STOPWORDS) or bool(_IN_PARENTHESES.search(before)))
     return out
 
 

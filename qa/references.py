@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
+from .lexical import STOPWORDS
+
 MALE = {"he", "him", "his", "himself"}
 FEMALE = {"she", "her", "hers", "herself"}
 _PRONOUN = re.compile(r"\b(he|him|his|himself|she|her|hers|herself)\b", re.IGNORECASE)
@@ -86,9 +88,6 @@ def gender_lookup(chunks: Sequence, containing: Callable[[str], Sequence[int]]) 
     return lookup
 
 
-_NOT_NAME_START = {"the", "a", "an", "this", "that", "in", "on", "at", "as", "but", "and", "of", "for", "from", "to"}
-
-
 def _named_mention(noun: str) -> re.Pattern[str]:
     """A mention of `noun` (any case) named in full: by capitalised words or an ordinal before it, with up to two
     lower-case words between ("10th District", "Ogden District police station", "Chicago police oversight agency"),
@@ -102,18 +101,16 @@ def _named_mention(noun: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w’'-])(?P<name>{before}|{after})\b")
 
 
-def referent_lookup(chunks: Sequence, row_of: Callable[[str], int | None] | None = None
-                    ) -> Callable[[str, str, bool], str | None]:
+def referent_lookup(chunks: Sequence, row_of: Callable[[str], int | None]) -> Callable[[str, str, bool], str | None]:
     """`lookup(noun, answer, through_answer)`: the last mention of `noun` named in full ("10th District") in the
     answer's article, before "the <noun>" of the answer sentence ("Which district?" after "... within the
     district."), or up to the end of the answer sentence when `through_answer` ("that bureau" after an answer naming
     the Bureau of Internal Affairs); None when there is none. `row_of(answer)` finds the answer's passage
-    (`StoredIndex.passage_holding`); without it the passages are scanned."""
+    (`StoredIndex.passage_holding`)."""
 
     def lookup(noun: str, answer: str, through_answer: bool = False) -> str | None:
         wanted = " ".join(answer.split())
-        row = row_of(answer) if row_of else next(
-            (r for r, c in enumerate(chunks) if wanted and wanted in " ".join(c.text.split())), None)
+        row = row_of(answer)
         if row is None:
             return None
         current = " ".join(chunks[row].text.split())
@@ -124,7 +121,7 @@ def referent_lookup(chunks: Sequence, row_of: Callable[[str], int | None] | None
         found = None
         for m in _named_mention(noun).finditer("\n\n".join(texts)):
             words = m.group("name").split()
-            while words and words[0].lower() in _NOT_NAME_START:
+            while words and words[0].lower() in STOPWORDS:
                 words = words[1:]  # "The 10th District" -> "10th District"; "In Chicago District" keeps its name
             if len(words) > 1:
                 found = " ".join(words)

@@ -202,3 +202,17 @@ def history(*pairs: tuple[str, str]) -> list:
     for q, a in pairs:
         out += [Turn("user", q), Turn("assistant", a)]
     return out
+
+
+def converse(engine, *questions: str) -> tuple[list, dict]:
+    """Ask the questions in turn, each with the service's own earlier replies as history (as the chat does); the
+    history so far and the last reply's JSON."""
+    from qa.conversation import reply_text
+    from qa.validation import check_history
+
+    turns: list = []
+    reply: dict = {}
+    for q in questions:
+        reply = engine.ask(q, history=check_history(turns)).to_json()
+        turns += [{"role": "user", "content": q}, {"role": "assistant", "content": reply_text(reply)}]
+    return turns, reply

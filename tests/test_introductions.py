@@ -6,8 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from helpers import history, seed_article_path, seed_engine  # noqa: F401 - fixture
-from qa.conversation import reply_text
+from helpers import converse, seed_article_path, seed_engine  # noqa: F401 - fixture
 from qa.introductions import INTRODUCTION_BOOST, introduction_boost, introduction_rows, role_span, short_form, subject_of
 
 
@@ -112,10 +111,6 @@ def test_who_someone_is_is_answered_where_the_story_introduces_them(seed_engine,
 @pytest.mark.slow
 def test_her_role_after_who_said_that_is_her_introduction(seed_engine):
     # the example conversation
-    first = seed_engine.ask("Were any victims identified?").to_json()
-    h = history(("Were any victims identified?", reply_text(first)))
-    said = seed_engine.ask("Who said that?", history=h).to_json()
-    h += history(("Who said that?", reply_text(said)))
-    role = seed_engine.ask("What is her role?", history=h).to_json()
+    _, role = converse(seed_engine, "Were any victims identified?", "Who said that?", "What is her role?")
     assert role["interpreted_as"] == "What is Kersten's role?"
     assert not role["abstained"] and "chief administrator of COPA" in role["answer"]["text"]

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from helpers import history, seed_article_path, seed_engine  # noqa: F401 - fixture
-from qa.conversation import definite_noun, demonstrative_noun, reply_text, resolve
+from helpers import converse, history, seed_article_path, seed_engine  # noqa: F401 - fixture
+from qa.conversation import definite_noun, demonstrative_noun, resolve
 from qa.references import article_gender, gender_lookup, referent_lookup
 
 STORY = ["The chief administrator of COPA, Andrea Kersten, said the agency received information on July 6.",
@@ -54,11 +54,7 @@ def test_his_is_not_a_woman_the_article_calls_she():
 
 @pytest.mark.slow
 def test_a_refusal_does_not_put_a_wrong_name_in_the_question(seed_engine):
-    first = seed_engine.ask("Were any victims identified?").to_json()
-    h = history(("Were any victims identified?", reply_text(first)))
-    said = seed_engine.ask("Who said that?", history=h).to_json()
-    h += history(("Who said that?", reply_text(said)))
-    his = seed_engine.ask("whats his name", history=h).to_json()
+    _, his = converse(seed_engine, "Were any victims identified?", "Who said that?", "whats his name")
     assert his["abstained"] and his["reason"] == "The article does not say what his name is."
 
 
@@ -76,8 +72,13 @@ ARTICLE = [_Chunk("a", "On Tuesday, COPA gave an update on claims that an office
            _Chunk("b", "The 19th District is in another article.")]
 
 
+def _lookup(chunks):
+    """referent_lookup over fake passages, found by their text as StoredIndex.passage_holding finds them."""
+    return referent_lookup(chunks, lambda answer: next((r for r, c in enumerate(chunks) if answer in c.text), None))
+
+
 def test_the_district_of_an_answer_is_the_one_named_before_it():
-    lookup = referent_lookup(ARTICLE)
+    lookup = _lookup(ARTICLE)
     assert lookup("district", ARTICLE[1].text) == "10th District of Chicago"
     assert lookup("station", ARTICLE[3].text) == "Ogden District police station"  # lower-case words between
     assert lookup("district", ARTICLE[0].text) is None  # nothing named before it in its article
@@ -90,7 +91,7 @@ def test_which_noun_after_an_answer_that_leaves_it_unnamed_searches_the_named_on
     assert definite_noun("which district is that", ARTICLE[1].text) == "district"
     assert definite_noun("Which officer?", ARTICLE[1].text) is None  # the answer says "one police officer"
     assert definite_noun("Which district did the tipster name?", ARTICLE[1].text) is None  # a whole question
-    r = resolve("Which district?", h, referent_of=referent_lookup(ARTICLE))
+    r = resolve("Which district?", h, referent_of=_lookup(ARTICLE))
     assert r.referent == "10th District of Chicago" and r.search_text == "Which district? 10th District of Chicago"
     assert r.interpreted_as == "Which district ('the district' of the previous answer)?"
     assert resolve("Which district?", h).referent is None  # without the article: taken as it is
@@ -100,7 +101,7 @@ def test_that_bureau_is_spelled_out_with_the_name_the_article_gives_it():
     tracking = ("Two tracking numbers were assigned, one for COPA's investigation and the other for the Bureau of "
                 "Internal Affairs.")
     chunks = ARTICLE[:2] + [_Chunk("a", tracking), _Chunk("a", "A Chicago police oversight agency said so.")]
-    lookup = referent_lookup(chunks)
+    lookup = _lookup(chunks)
     assert lookup("bureau", tracking, True) == "Bureau of Internal Affairs"  # named in the answer itself
     assert lookup("bureau", tracking) is None  # "Which bureau?" looks before "the bureau", which this answer lacks
     h = history(("What tracking numbers were assigned?", tracking))
@@ -116,11 +117,8 @@ def test_that_bureau_is_spelled_out_with_the_name_the_article_gives_it():
 @pytest.mark.slow
 def test_which_district_in_the_issues_conversation(seed_engine):
     # "Which district?" was refused ("The article does not say"), and the 10th District is in the article
-    h = []
-    for q in ("Were any victims identified?", "Who said that?", "What is her role?"):
-        r = seed_engine.ask(q, history=h).to_json()
-        h += history((q, reply_text(r)))
-    which = seed_engine.ask("Which district?", history=h).to_json()
+    _, which = converse(seed_engine, "Were any victims identified?", "Who said that?", "What is her role?",
+                        "Which district?")
     assert not which["abstained"] and "10th District" in which["answer"]["text"]
     # the short answer is the district named, with offsets into the file (not the reader's "Chicago" or "10th")
     span = which["answer"]["span"]
