@@ -3,7 +3,8 @@
 - Names: a capitalised word of the question (not its first word) that no passage contains, even after
   typo correction, is something the articles never mention ("New York", "Lightfoot").
 - Answer type: some questions ask for a kind of fact ("how many" -> a number, "when" -> a time,
-  "how old" -> an age, "how much ... cost" -> an amount of money). The answer sentence must hold one;
+  "how old" -> an age, "how much ... cost" -> an amount of money, "which country" -> a country, region or
+  nationality, from qa/assets/countries.txt). The answer sentence must hold one;
   when no top sentence does, the article does not give that fact.
 """
 
@@ -11,11 +12,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import cache
+from pathlib import Path
 from typing import Literal
 
 from .lexical import STOPWORDS, words
 
-AnswerType = Literal["number", "time", "age", "money", "name", "duration"]
+AnswerType = Literal["number", "time", "age", "money", "name", "duration", "country"]
 
 _NUMBER_WORDS = (
     "one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen sixteen seventeen "
@@ -57,6 +60,8 @@ def expected_type(question: str) -> AnswerType | None:
     if re.search(r"\b(what|which) (is|was|are|were) (the|their|his|her|its) names?\b|\bthe names? of\b|['’]s names?\b"
                  r"|\b(first|last|full|sur) ?names?\b", q):
         return "name"
+    if re.search(r"\b(what|which) (country|countries|nation|nations|nationality|nationalities)\b", q):
+        return "country"
     if re.search(r"\bhow old\b|\b(what|which) age\b|\bage of\b|'s age\b|’s age\b", q):
         return "age"
     if re.search(r"\bhow much\b.*\b(cost|costs|spend|spent|pay|paid|money|worth|budget|fund|funding)\b|\bwhat did .* cost\b", q):
@@ -95,6 +100,8 @@ def has_type(text: str, kind: AnswerType, question: str = "") -> bool:
             if any(not set(words(w)) <= asked and not (w.isupper() and len(w) <= 4) for w in parts):
                 return True
         return False
+    if kind == "country":
+        return _names_a_country(text)
     if kind == "number":
         text = _ORDINAL.sub(" ", text)  # "the 19th District" counts nothing ("How many investigators ...?")
     elif kind in ("time", "duration"):
@@ -105,6 +112,37 @@ def has_type(text: str, kind: AnswerType, question: str = "") -> bool:
 
 
 _NAME = re.compile(r"\b[A-Z][\w’'-]*(?:\s+(?:of\s+|de\s+|the\s+)?[A-Z][\w’'-]*)*")
+
+_COUNTRIES_FILE = Path(__file__).with_name("assets") / "countries.txt"
+# a nationality is a country's stem and one of these: Venezuela-n, Mexic-an, Chin-ese, Brit-ish, Iraq-i
+_NATIONALITY_ENDINGS = ("n", "an", "ian", "ean", "ese", "ish", "i", "ic")
+
+
+@cache
+def _countries() -> tuple[re.Pattern[str], frozenset[str], frozenset[str]]:
+    """(a pattern of the country and region names, the listed nationality words, the stems nationalities are
+    derived from), read once from qa/assets/countries.txt: names, a blank line, nationality words."""
+    lines = [line.strip() for line in _COUNTRIES_FILE.read_text(encoding="utf-8").splitlines() if not line.startswith("#")]
+    blank = lines.index("")
+    names, nationalities = [n for n in lines[:blank] if n], frozenset(n.lower() for n in lines[blank:] if n)
+    pattern = re.compile(r"(?<![\w.])(?:" + "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True)) + r")(?!\w)")
+    # every stem of a one-word name down to 3 letters shorter and at least 4 letters: "mexic" (Mexico), "brit" (Britain)
+    stems = frozenset(n.lower()[:cut] for n in names if " " not in n and n.isalpha()
+                      for cut in range(max(4, len(n) - 3), len(n) + 1))
+    return pattern, nationalities, stems
+
+
+def _names_a_country(text: str) -> bool:
+    """Whether `text` names a country or region ("Venezuela", "the U.S.", "Latin America") or a nationality
+    ("Venezuelan migrants", "the British", "Chinese")."""
+    pattern, nationalities, stems = _countries()
+    if pattern.search(text):
+        return True
+    for word in re.findall(r"\b[A-Z][a-z]{3,}\b", text):
+        w = word.lower()
+        if w in nationalities or any(w.endswith(e) and w[: -len(e)] in stems for e in _NATIONALITY_ENDINGS):
+            return True
+    return False
 _SAYS = r"(?:said|says|added|adds|told|tells|explained|noted|wrote|stated)"
 _PERSON_NOUNS = frozenset(
     "officer officers cop cops victim victims man woman person people suspect suspects source tipster chief administrator "

@@ -48,6 +48,18 @@ def test_how_long_asks_for_a_length_of_time_or_anything():
     assert not has_type("Officers of the 19th District were there.", "duration", q)  # a name, not a date
 
 
+def test_which_country_asks_for_a_country_region_or_nationality():
+    q = "Which country did the migrants come from?"
+    assert expected_type(q) == "country" and expected_type("What nationality was he?") == "country"
+    assert expected_type("What is the name of the country?") == "name"
+    assert not has_type("An allegation of officers in the 19th District of Chicago.", "country", q)
+    assert not has_type("The Civilian Office of Police Accountability said so in Indiana.", "country", q)
+    for sentence in ("Most came from Venezuela.", "Venezuelan migrants arrived.", "They crossed from Mexico.",
+                     "It sits on the U.S. border.", "The British invented it.", "Chinese imports fell.",
+                     "Most live in Latin America.", "The USSR's invasion.", "The Dutch Republic.", "Iraqi forces left."):
+        assert has_type(sentence, "country", q), sentence
+
+
 def test_an_ordinal_that_starts_a_name_is_not_a_date():
     # "When was that complaint made?" was answered with the 19th District sentence, which gives no time
     q = "When was that complaint made?"
@@ -120,6 +132,8 @@ def test_the_reader_can_be_switched_off(tmp_path):
     ("How old was the girl?", "The article does not say how old the girl was."),
     # "On Tuesday, the Civilian Office of Police Accountability ..." used to count as a name
     ("What is the district commander's name?", "The article does not say what the district commander's name is."),
+    # was answered "19th District": no country or nationality is named in the passage found
+    ("Which country did the migrants come from?", "The article does not say which country the migrants came from."),
 ])
 def test_near_topic_questions_the_article_does_not_answer_are_refused(seed_engine, question, reason):
     answer = seed_engine.ask(question).to_json()
