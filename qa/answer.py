@@ -105,7 +105,7 @@ def compose_answer(question: str, hits: Sequence[Hit], index: StoredIndex, *, k:
         if eligible and kind == "country":
             # the country may be named a sentence before the answer ("The Rhine is the longest river in Germany.
             # It is here that the Rhine encounters ..."): it gates the passage, not the sentence (SQuAD: picking
-            # only sentences naming one made the reader refuse 5 more answerable questions of 126)
+            # only sentences naming one made the reader refuse 3 answerable questions it had answered right)
             eligible = list(range(len(top.sentence_scores)))
         if eligible:
             answer_sentence = max(eligible, key=lambda i: top.sentence_scores[i])
