@@ -34,7 +34,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from qa.training import (  # noqa: E402
-    DEFAULT_V2, DEFAULT_V11, V11_TRAIN_ARTICLES, base_model_path, calibration_articles, load_squad, log,
+    DEFAULT_V2, DEFAULT_V11, V11_TRAIN_ARTICLES, apply_step, base_model_path, calibration_articles, load_squad, log,
+    optimizer_for,
 )
 
 
@@ -109,9 +110,7 @@ def train(args: argparse.Namespace) -> None:
     model = build_ranker(args.layers)
     total = int(math.ceil(len(groups) / args.groups) * args.epochs)
     stop = min(total, args.max_steps or total)  # --max-steps stops early on the full schedule
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=0.01)
-    warm = max(1, int(0.06 * total))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    opt, sched = optimizer_for(model, args.lr, total, 0.06)
     model.train()
     step, losses, t0 = 0, [], time.time()
     while step < stop:
@@ -125,12 +124,7 @@ def train(args: argparse.Namespace) -> None:
                       padding=True, return_tensors="pt")
             scores = model(enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]).view(len(batch), -1)
             loss = torch.nn.functional.cross_entropy(scores, torch.zeros(len(batch), dtype=torch.long))
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            losses.append(float(loss.detach()))
+            losses.append(apply_step(model, opt, sched, loss))
             step += 1
             if step % 50 == 0 or step == stop:
                 log(f"step {step}/{total}  loss {np.mean(losses[-50:]):.4f}  {time.time() - t0:.0f}s")

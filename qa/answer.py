@@ -22,6 +22,7 @@ from pathlib import Path
 from .clauses import missing_fact
 from .conversation import without_context
 from .grounding import (
+    PASSAGE_TYPES,
     expected_type,
     has_type,
     headline_only_words,
@@ -102,11 +103,8 @@ def compose_answer(question: str, hits: Sequence[Hit], index: StoredIndex, *, k:
         top = hits[0]
         eligible = [i for i in range(len(top.sentence_scores))
                     if kind is None or has_type(_sentence_text(index, top, i), kind, question)]
-        if eligible and kind == "country":
-            # the country may be named a sentence before the answer ("The Rhine is the longest river in Germany.
-            # It is here that the Rhine encounters ..."): it gates the passage, not the sentence (SQuAD: picking
-            # only sentences naming one made the reader refuse 3 answerable questions it had answered right)
-            eligible = list(range(len(top.sentence_scores)))
+        if eligible and kind in PASSAGE_TYPES:
+            eligible = list(range(len(top.sentence_scores)))  # the passage holds one: any sentence may answer
         if eligible:
             answer_sentence = max(eligible, key=lambda i: top.sentence_scores[i])
         elif reason is None:

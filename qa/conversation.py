@@ -316,11 +316,11 @@ NEXT_PASSAGE_BOOST = 0.05
 
 def follow_up_boost(index, answer: str) -> dict[int, float]:
     """Score boosts for the passage holding `answer` (an earlier answer sentence, verbatim) and its neighbours."""
-    row = index.passage_holding(answer)
-    boost: dict[int, float] = {}
-    for r in [row] if row is not None else []:
-        boost[r] = SAME_PASSAGE_BOOST
-        for n in (r - 1, r + 1):
-            if 0 <= n < len(index.chunks) and index.chunks[n].article_id == index.chunks[r].article_id:
-                boost.setdefault(n, NEXT_PASSAGE_BOOST)
+    r = index.passage_holding(answer)
+    if r is None:
+        return {}
+    boost = {r: SAME_PASSAGE_BOOST}
+    for n in (r - 1, r + 1):
+        if 0 <= n < len(index.chunks) and index.chunks[n].article_id == index.chunks[r].article_id:
+            boost[n] = NEXT_PASSAGE_BOOST
     return boost

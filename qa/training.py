@@ -488,6 +488,29 @@ class TrainOptions:
     threads: int = 2
 
 
+def optimizer_for(model, lr: float, total: int, warmup: float):
+    """AdamW (weight decay 0.01) and a schedule that warms up linearly over `warmup` of `total` steps, then decays
+    linearly to 0."""
+    import torch
+
+    opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.01)
+    warm = max(1, int(total * warmup))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    return opt, sched
+
+
+def apply_step(model, opt, sched, loss) -> float:
+    """One optimiser step on `loss` (gradients clipped to norm 1); the loss as a float."""
+    import torch
+
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+    opt.step()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
+    return float(loss.detach())
+
+
 def train(model, rows: Sequence[dict], opts: TrainOptions, seed: int) -> list[float]:
     import torch
 
@@ -496,9 +519,7 @@ def train(model, rows: Sequence[dict], opts: TrainOptions, seed: int) -> list[fl
     total = max(1, int(steps_per_epoch * opts.epochs))
     if opts.max_steps is not None:
         total = min(total, opts.max_steps)
-    opt = torch.optim.AdamW(model.parameters(), lr=opts.lr, weight_decay=0.01)
-    warm = max(1, int(total * opts.warmup))
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min((s + 1) / warm, max(0.0, (total - s) / max(1, total - warm))))
+    opt, sched = optimizer_for(model, opts.lr, total, opts.warmup)
     bce = torch.nn.BCEWithLogitsLoss()
     ce = torch.nn.CrossEntropyLoss(reduction="sum")
     model.train()
@@ -515,12 +536,7 @@ def train(model, rows: Sequence[dict], opts: TrainOptions, seed: int) -> list[fl
                 n = float(has.sum())
                 span_loss = (ce(start[has], torch.from_numpy(b.starts)[has]) + ce(end[has], torch.from_numpy(b.ends)[has])) / (2 * n)
                 loss = loss + opts.span_weight * span_loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            opt.step()
-            sched.step()
-            opt.zero_grad(set_to_none=True)
-            losses.append(float(loss.detach()))
+            losses.append(apply_step(model, opt, sched, loss))
             step += 1
             if step % 100 == 0 or step == total:
                 log(f"  step {step}/{total}  loss {np.mean(losses[-100:]):.4f}  {time.time() - t0:.0f}s")
