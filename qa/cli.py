@@ -293,7 +293,8 @@ def _asker(args: argparse.Namespace, articles=None, warm: str | None = None):
                          progress=_progress(), method=args.method)
     if warm:
         engine.ask(warm, args.k)  # warm-up: the first call pays one-off costs
-    return lambda q, history=None, article=None: engine.ask(q, args.k, history=check_history(history)).to_json()
+    return lambda q, history=None, article=None: engine.ask(q, args.k, history=check_history(history),
+                                                            articles=[article] if isinstance(article, str) else article).to_json()
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -316,10 +317,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     results: list[dict] = []
     latencies: list[float] = []
     ask = _asker(args, articles, golds[0].question)
+    gone: list[str] = []
 
     def one(g):
         t = time.perf_counter()
-        r = ask(g.question)
+        try:  # a feedback line is asked as it was: after its history, restricted to its articles
+            r = ask(g.question, list(g.history) or None, list(g.scope) if g.scope else None)
+        except QAError as exc:
+            if g.scope is None or not _article_gone(exc):
+                raise
+            gone.append(g.id)  # its article was removed since: nothing to score it against
+            return None, 0.0
         return r, time.perf_counter() - t
 
     if args.url:
@@ -329,6 +337,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
             outcomes = list(pool.map(one, golds))
     else:
         outcomes = [one(g) for g in golds]
+    if gone:
+        print(f"qa: note: {len(gone)} question(s) skipped, their article is no longer in the index: "
+              f"{', '.join(gone[:5])}{' ...' if len(gone) > 5 else ''}", file=sys.stderr)
+        golds = [g for g, (r, _) in zip(golds, outcomes) if r is not None]
+        outcomes = [o for o in outcomes if o[0] is not None]
+        if not golds:
+            raise QAError("Every question of the gold set is about an article no longer in the index; nothing to score.")
     results = [r for r, _ in outcomes]
     latencies = [dt for _, dt in outcomes]
     metrics = compute_metrics(golds, results, latencies, k)
@@ -342,7 +357,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         "min_correct_abstentions": args.min_correct_abstentions, "max_false_abstentions": args.max_false_abstentions,
     })
     if args.json:
-        print(json.dumps({"metrics": metrics, "misses": [r for r in rows if not r["ok"]], "failures": failures}, ensure_ascii=False, indent=2))
+        print(json.dumps({"metrics": metrics, "misses": [r for r in rows if not r["ok"]], "failures": failures,
+                          "skipped": gone}, ensure_ascii=False, indent=2))
     else:
         misses = [r for r in rows if not r["ok"]]
         if misses and not args.quiet:
@@ -362,6 +378,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for f in failures:
             print(f"FAIL: {f}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _article_gone(exc: QAError) -> bool:
+    """Whether asking failed because an article the question is restricted to is not in the index (any more)."""
+    from .errors import ArticleNotFoundError
+
+    return isinstance(exc, ArticleNotFoundError) or getattr(exc, "status", None) == 404
 
 
 def _eval_conversations(args: argparse.Namespace) -> int:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Literal
 
 from .articles import decode_article, front_matter, parse_article, size_text, story_key
+from .config import PERSISTENT_STORAGE
 from .errors import ArticleError, ArticleTooLargeError, QAError
 
 Format = Literal["auto", "text", "markdown", "html"]
@@ -290,4 +291,4 @@ def on_persistent_storage(engine) -> bool:
         folder = engine.articles_folder().resolve()
     except QAError:
         return False
-    return folder.is_relative_to("/data")
+    return folder.is_relative_to(PERSISTENT_STORAGE)
