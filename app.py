@@ -81,6 +81,7 @@ with gr.Blocks(title="article-qa", analytics_enabled=False) as demo:
     votes = gr.BrowserState({}, storage_key="article-qa-feedback", **KEPT)
     chosen = gr.BrowserState(ALL_ARTICLES, storage_key="article-qa-article", **KEPT)
     listed = gr.State(None)  # the index generation the picker's choices were made from
+    current = gr.State(None)  # the conversation the page is in (set by "New conversation"), kept on the server
     with gr.Row(equal_height=False, elem_id="qa-columns"):
         with gr.Column(scale=3, min_width=300, elem_id="qa-chat-column"):
             gr.Markdown("## Ask", elem_classes=["qa-heading"])
@@ -130,7 +131,7 @@ with gr.Blocks(title="article-qa", analytics_enabled=False) as demo:
             gr.Markdown("## Article in view", elem_classes=["qa-heading"])
             panel = gr.Markdown('<p class="qa-meta">Loading the article…</p>', elem_id="article-panel", latex_delimiters=[])
     # the page's script drives these: a question starts from its queue, a button in a reply becomes an action
-    ticket, action, action_result, export_data = (gr.Textbox(visible=False) for _ in range(4))
+    ticket, action, action_result, export_data, started = (gr.Textbox(visible=False) for _ in range(5))
     start = gr.Button("start", elem_id="qa-start", elem_classes=["qa-offscreen"])
     act = gr.Button("act", elem_id="qa-act", elem_classes=["qa-offscreen"])
     timer = gr.Timer(SYNC_SECONDS)
@@ -139,12 +140,14 @@ with gr.Blocks(title="article-qa", analytics_enabled=False) as demo:
     demo.load(chat.restore, [conversation, votes, chosen], [chatbot, conversation, picker, panel, examples, notice, listed],
               **private).then(None, js="() => window.qaAfterLoad && window.qaAfterLoad()")
     asked = start.click(None, [chatbot], [chatbot, ticket], js="(c) => window.qaStart(c)", **private).then(
-        chat.answer, [ticket, conversation, votes, k, picker, listed], [chatbot, conversation, panel, picker, notice, listed],
+        chat.answer, [ticket, conversation, votes, k, picker, listed, current],
+        [chatbot, conversation, panel, picker, notice, listed],
         show_progress="hidden", **private)
     asked.then(None, js="() => window.qaAfterAnswer()")
     for trigger in (new_conversation.click, chatbot.clear):  # the button, and the chat's own clear icon
-        trigger(chat.clear, [picker, question], [chatbot, conversation, question, panel, notice, votes],
-                js="(p, q) => [p, window.qaTakeBack(q)]", cancels=[asked], queue=False, **private)
+        trigger(chat.clear, [picker, ticket, question, started], [chatbot, conversation, question, panel, notice, votes, current],
+                js="(p, t, q, s) => [p, window.qaTakeBack(), q, window.qaConversation(true)]", cancels=[asked], queue=False,
+                **private)
     examples.click(None, [examples, question], [question], js="(s, q) => window.qaExample(s, q)", **private)
     picker.input(chat.pick, [picker], [panel, chosen, examples], **private)
     timer.tick(chat.sync, [listed, picker], [picker, panel, notice, listed, chosen], show_progress="hidden", **private)

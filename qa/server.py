@@ -344,8 +344,9 @@ class Guards:
     defaults, as gradio_client fills them, instead of failing with `{"error": null}`)."""
 
     def __init__(self, app, service: Service, hosts: tuple[str, ...] | None,
-                 apis: dict[str, list[tuple[str, Any]]] | None = None) -> None:
+                 apis: dict[str, list[tuple[str, Any]]] | None = None, events: set[int] | None = None) -> None:
         self.app, self.service, self.hosts, self.apis = app, service, hosts, apis or {}
+        self.events = events  # the page's event numbers (fn_index): another one is refused, not a 500
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -375,7 +376,24 @@ class Guards:
                                                              f"are {sorted(self.apis)} (see /gradio_api/info)."})
             if scope["method"] == "POST" and not call.group(2):
                 return await self._call(scope, receive, send, limit, self.apis[call.group(1)])
+        if scope["path"] == "/gradio_api/queue/join" and scope["method"] == "POST" and self.events is not None:
+            return await self._join(scope, receive, send, limit)
         return await self.app(scope, _capped(receive, limit), send)
+
+    async def _join(self, scope: dict, receive: Receive, send: Send, limit: int) -> None:
+        """The page's events: one naming an event the page does not have is refused here (Gradio answered it with
+        a 500 and a traceback in the log)."""
+        body = await _read_body(receive, limit)
+        if body is None:
+            return await _send_json(send, 413, {"error": too_large(scope["path"], limit)})
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError):
+            payload = None
+        event = payload.get("fn_index") if isinstance(payload, dict) else None
+        if not isinstance(event, int) or isinstance(event, bool) or event not in self.events:
+            return await _send_json(send, 400, {"error": "Not an event of this page; reload the page."})
+        return await self.app(scope, _replay(body, receive), send)
 
     async def _call(self, scope: dict, receive: Receive, send: Send, limit: int, params: list[tuple[str, Any]]) -> None:
         """POST /gradio_api/call/<name> {"data": [...]}: omitted trailing arguments get their defaults."""
@@ -486,7 +504,7 @@ def create_server(service: Service, demo, *, bind: str = "127.0.0.1", max_file_s
         footer_links=["api"],
         css=css, js=js, head=head,
     )
-    return Guards(app, service, allowed_hosts(bind, os.environ.get("QA_ALLOWED_HOSTS")), gradio_apis(demo))
+    return Guards(app, service, allowed_hosts(bind, os.environ.get("QA_ALLOWED_HOSTS")), gradio_apis(demo), set(demo.fns))
 
 
 def host_and_port() -> tuple[str, int]:

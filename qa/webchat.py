@@ -46,6 +46,18 @@ def _stderr(message: str) -> None:
     print(f"article-qa: {message}", file=sys.stderr, flush=True)
 
 
+def _ticket(value: object) -> tuple[object, str | None]:
+    """(the question, the conversation it was asked in) from a ticket the page made; (None, None) for a ticket that
+    was withdrawn ("") or is not one."""
+    try:
+        data = json.loads(value) if isinstance(value, str) and value else None
+    except ValueError:
+        data = None
+    if not isinstance(data, dict) or not isinstance(data.get("c"), str) or len(data["c"]) > 64:
+        return None, None
+    return data.get("q"), data["c"]
+
+
 def user_of(request: Request | None) -> str | None:
     """The logged-in user's name (None when the app asks for no login)."""
     name = getattr(request, "username", None) if request is not None else None
@@ -145,11 +157,17 @@ class ChatHandlers:
 
     # --- a question ------------------------------------------------------------------------------------------
 
-    def answer(self, question: object, conv: object, votes: object, k: object, picker: object, listed: object,
-               request: Request = None):
+    def answer(self, ticket: object, conv: object, votes: object, k: object, picker: object, listed: object,
+               current: object = None, request: Request = None):
         """A question the page shows as pending already: answered with the conversation so far as history; the chat
-        drawn again from the transcript. -> chatbot, conv, panel, picker, notice, listed."""
+        drawn again from the transcript. `ticket`: {"q": the question, "c": the page's conversation} as JSON;
+        `current`: the conversation this session is in now (kept on the server). A question of a conversation
+        restarted since it was sent changes nothing: its answer would bring the old conversation back.
+        -> chatbot, conv, panel, picker, notice, listed."""
         gr = self.gr
+        question, started_in = _ticket(ticket)
+        if started_in is None or current is not None and started_in != current:
+            return (gr.skip(),) * 6
         transcript = Transcript.load(conv, user_of(request))
         text = question if isinstance(question, str) else ""
         now = self.generation()
@@ -176,13 +194,18 @@ class ChatHandlers:
         return (self._chat(transcript.with_votes(votes)), transcript.dump(), panel, picker_update,
                 self._notice(""), listed_update)
 
-    def clear(self, picker: object, back: object = ""):
+    def clear(self, picker: object, back: object = "", box: object = "", conversation: object = None):
         """A new conversation: the chat and its transcript start over, the panel shows the chosen article. `back`:
-        the questions that were pending or waiting (the page hands them back), put back into the box.
-        -> chatbot, conv, question, panel, notice, votes."""
-        text = back.strip() if isinstance(back, str) else ""
-        note = "Your unanswered question is back in the box." if text else ""
-        return [], Transcript().dump(), text, self.panel_for_scope(self._scope(picker)), self._notice(note), {}
+        the questions that were pending or waiting (the page hands them back), put into the box before what it
+        holds; `conversation`: the new conversation's id (a pending answer of the old one is then ignored).
+        -> chatbot, conv, question, panel, notice, votes, current."""
+        back = back.strip() if isinstance(back, str) else ""
+        box = box if isinstance(box, str) else ""
+        text = "\n".join(x for x in (back, box) if x.strip())
+        note = "Your unanswered question is back in the box." if back else ""
+        started = conversation if isinstance(conversation, str) and 0 < len(conversation) <= 64 else None
+        return ([], Transcript(user=None).dump(), text, self.panel_for_scope(self._scope(picker)), self._notice(note), {},
+                started)
 
     def _chat(self, transcript: Transcript) -> list[dict]:
         return render_chat(transcript, name_articles=len(self.engine.index.articles) > 1)

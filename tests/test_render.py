@@ -136,11 +136,15 @@ def test_after_a_refusal_the_best_ranked_passage_not_the_first_in_reading_order_
 
 
 def test_the_panel_links_the_original_story_safely():
-    raw = 'title: T "x"\ndate: 2024-01-02\nsource: The <Paper>\nurl: https://ex.com/a?b=1&c="2"\n\nStory text here.\n'
+    raw = 'title: T "x"\ndate: 2024-01-02\nsource: The <Paper>\nurl: https://ex.com/a?b=1&c=2\n\nStory text here.\n'
     html = render_article_panel(parse_article(raw, article_id="a9", path="x", sha256="0"))
     assert '<h3 class="qa-headline">T &quot;x&quot;</h3>' in html
-    assert 'href="https://ex.com/a?b=1&amp;c=&quot;2&quot;" target="_blank" rel="noopener noreferrer"' in html
+    assert 'href="https://ex.com/a?b=1&amp;c=2" target="_blank" rel="noopener noreferrer"' in html
     assert "The &lt;Paper&gt;" in html
+    for url in ('https://ex.com/a?c="2"', "javascript:alert(1)", "https://ex.com/\u202egnp.exe"):  # no link at all
+        html = render_article_panel(parse_article(raw.replace("https://ex.com/a?b=1&c=2", url), article_id="a9", path="x",
+                                                  sha256="0"))
+        assert "href=" not in html and "original story" not in html
 
 
 def test_anchors_are_safe_ids_for_any_article_id():

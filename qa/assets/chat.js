@@ -15,6 +15,13 @@
   var pendingAction = "";  // the action #qa-act sends next
   var pendingCite = null;  // {id, reply}: where to go once the panel shows the reply's passages
   var lastReply = null;
+  var conversation = newId();  // sent with each question: an answer to a conversation restarted since is ignored
+
+  function newId() { return Math.random().toString(36).slice(2, 12) + Date.now().toString(36); }
+  window.qaConversation = function (restart) {
+    if (restart) conversation = newId();
+    return conversation;
+  };
 
   function box() { return document.querySelector("#question textarea"); }
   function setBox(el, value) {
@@ -128,7 +135,7 @@
       messages.push(message("user", '<p class="qa-question">' + cut + "</p>"));
     }
     messages.push(message("assistant", '<div class="qa-reply"><p class="qa-pending" role="status">Looking in the article…</p></div>'));
-    return [messages, text];
+    return [messages, JSON.stringify({ q: text, c: conversation })];
   };
   window.qaAfterAnswer = function () {
     var bots = document.querySelectorAll('#chat [data-testid="bot"]');
@@ -361,14 +368,19 @@
   };
 
   // "on the right" or "below": where the panel is, said where the chat invites a question
+  var where = document.createElement("style");
+  document.head.appendChild(where);
   function layout() {
     var chat = document.getElementById("qa-chat-column");
     var panel = document.getElementById("qa-panel-column");
     if (!chat || !panel) return;
     var stacked = panel.getBoundingClientRect().top >= chat.getBoundingClientRect().bottom - 1;
-    document.body.classList.toggle("qa-stacked", stacked);
+    var css = stacked ? ".qa-where-wide { display: none !important; } .qa-where-narrow { display: inline !important; }"
+      : ".qa-where-narrow { display: none !important; } .qa-where-wide { display: inline !important; }";
+    if (where.textContent !== css) where.textContent = css;
   }
   window.addEventListener("resize", layout);
+  if (window.ResizeObserver) new ResizeObserver(function () { layout(); }).observe(document.body);
   var labelled = setInterval(function () {
     // the article panel scrolls by itself: keyboard users reach it with Tab, and screen readers hear its name
     var panel = document.getElementById("article-panel");
