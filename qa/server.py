@@ -88,9 +88,12 @@ def too_large(path: str, limit: int) -> str:
     """The 413 message for a body over `limit`: where an article or page is sent, what fits and what to do."""
     from .articles import size_text
 
-    if path.startswith(("/api/articles", "/gradio_api/queue/join", "/gradio_api/upload")):
-        return (f"The request is over {size_text(limit)}. Pages of up to {size_text(MAX_PAGE_BYTES)} and articles of "
-                "up to 1 MB of text are taken: send the page's story alone, or save the page and upload the file.")
+    taken = f"pages of up to {size_text(MAX_PAGE_BYTES)} and articles of up to 1 MB of text are taken"
+    if path.startswith("/gradio_api/upload"):
+        return f"The file is over {size_text(limit)}; {taken}."
+    if path.startswith(("/api/articles", "/gradio_api/queue/join")):
+        return (f"The request is over {size_text(limit)}; {taken}: send the page's story alone, or save the page and "
+                "upload the file.")
     return f"The request body is over {limit:,} bytes; send less."
 
 
@@ -383,13 +386,9 @@ class Guards:
     async def _join(self, scope: dict, receive: Receive, send: Send, limit: int) -> None:
         """The page's events: one naming an event the page does not have is refused here (Gradio answered it with
         a 500 and a traceback in the log)."""
-        body = await _read_body(receive, limit)
+        body, payload = await _json_body(receive, limit)
         if body is None:
             return await _send_json(send, 413, {"error": too_large(scope["path"], limit)})
-        try:
-            payload = json.loads(body)
-        except (ValueError, RecursionError):
-            payload = None
         event = payload.get("fn_index") if isinstance(payload, dict) else None
         if not isinstance(event, int) or isinstance(event, bool) or event not in self.events:
             return await _send_json(send, 400, {"error": "Not an event of this page; reload the page."})
@@ -397,13 +396,9 @@ class Guards:
 
     async def _call(self, scope: dict, receive: Receive, send: Send, limit: int, params: list[tuple[str, Any]]) -> None:
         """POST /gradio_api/call/<name> {"data": [...]}: omitted trailing arguments get their defaults."""
-        body = await _read_body(receive, limit)
+        body, payload = await _json_body(receive, limit)
         if body is None:
             return await _send_json(send, 413, {"error": too_large(scope["path"], limit)})
-        try:
-            payload = json.loads(body)
-        except (ValueError, RecursionError):
-            payload = None
         data = payload.get("data") if isinstance(payload, dict) else None
         if not isinstance(data, list) or len(data) > len(params):
             names = [name for name, _ in params]
@@ -450,6 +445,17 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
         if len(body) > limit:
             return None
     return body
+
+
+async def _json_body(receive: Receive, limit: int) -> tuple[bytes | None, Any]:
+    """(the body, its JSON or None when it is not JSON), or (None, None) when it passes `limit` bytes."""
+    body = await _read_body(receive, limit)
+    if body is None:
+        return None, None
+    try:
+        return body, json.loads(body)
+    except (ValueError, RecursionError):
+        return body, None
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:

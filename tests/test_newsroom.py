@@ -271,6 +271,7 @@ def test_not_said_feedback_writes_one_gold_line_that_qa_eval_scores(app, browser
     assert axe_violations(page) == []  # the new controls, open, pass the accessibility check
     page.get_by_label("the article does not say this").check()
     page.locator("#note textarea").fill("It gives 650 at police stations, not this figure.")
+    screenshot(page, "screenshot-feedback.png", tmp_path)
     page.locator("#send-feedback").click()
     expect(page.locator("#qa-notice")).to_contain_text("Thank you", timeout=REPLY_TIMEOUT)
     expect(form).to_be_hidden()
