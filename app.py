@@ -137,8 +137,9 @@ with gr.Blocks(title="article-qa", analytics_enabled=False) as demo:
     timer = gr.Timer(SYNC_SECONDS)
 
     private = dict(api_visibility="private")
+    # light callbacks skip the queue, where questions wait: a page loads, and a citation opens, at once
     demo.load(chat.restore, [conversation, votes, chosen], [chatbot, conversation, picker, panel, examples, notice, listed],
-              **private).then(None, js="() => window.qaAfterLoad && window.qaAfterLoad()")
+              queue=False, **private).then(None, js="() => window.qaAfterLoad && window.qaAfterLoad()")
     asked = start.click(None, [chatbot], [chatbot, ticket], js="(c) => window.qaStart(c)", **private).then(
         chat.answer, [ticket, conversation, votes, k, picker, listed, current],
         [chatbot, conversation, panel, picker, notice, listed],
@@ -149,12 +150,13 @@ with gr.Blocks(title="article-qa", analytics_enabled=False) as demo:
                 js="(p, t, q, s) => [p, window.qaTakeBack(), q, window.qaConversation(true)]", cancels=[asked], queue=False,
                 **private)
     examples.click(None, [examples, question], [question], js="(s, q) => window.qaExample(s, q)", **private)
-    picker.input(chat.pick, [picker], [panel, chosen, examples], **private)
-    timer.tick(chat.sync, [listed, picker], [picker, panel, notice, listed, chosen], show_progress="hidden", **private)
+    picker.input(chat.pick, [picker], [panel, chosen, examples], queue=False, **private)
+    timer.tick(chat.sync, [listed, picker], [picker, panel, notice, listed, chosen], show_progress="hidden", queue=False,
+               **private)
     act.click(chat.act, [action, conversation, votes],
               [panel, votes, notice, form, form_heading, verdict, note, feedback_turn, action_result],
               js="(a, c, v) => [window.qaTakeAction(), c, v]", trigger_mode="always_last", show_progress="hidden",
-              **private).then(None, [action_result], None, js="(r) => window.qaAfterAction(r)")
+              queue=False, **private).then(None, [action_result], None, js="(r) => window.qaAfterAction(r)")
     send.click(chat.send_feedback, [feedback_turn, verdict, note, conversation, votes], [votes, notice, form],
                **private).then(None, [feedback_turn, votes], None, js="(t, v) => window.qaMarkVoted(t, v)")
     cancel.click(lambda: gr.update(visible=False), None, [form], queue=False, **private)

@@ -261,7 +261,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     from .engine import Engine
     from .validation import check_article_id
 
-    check_article_id(args.id)  # a usage error before anything is loaded
+    check_article_id(args.id, slash=True)  # a usage error before anything is loaded
     engine = Engine.open(_settings(args), progress=_progress())
     entry = engine.remove_article(args.id, log=_stderr_if_waiting)
     print(f"Removed {entry['article']}: {entry['title']} ({entry['path']} deleted)")

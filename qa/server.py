@@ -225,7 +225,7 @@ def api_routes(service: Service):
             return refused
         who = user_named(service, request)
         try:
-            entry = await asyncio.to_thread(service.engine.remove_article, check_article_id(article_id),
+            entry = await asyncio.to_thread(service.engine.remove_article, check_article_id(article_id, slash=True),
                                             log=lambda m: service.log(f"{m} {who}"))
         except QAError as exc:
             return json_response(http_status(exc), {"error": str(exc)})

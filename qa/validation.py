@@ -139,11 +139,11 @@ def check_article_ids(value: object) -> tuple[str, ...] | None:
     return tuple(dict.fromkeys(check_article_id(a) for a in ids))
 
 
-def check_article_id(value: object) -> str:
+def check_article_id(value: object, *, slash: bool = False) -> str:
     """One article id as the doors receive it (a path segment, a picker value, a command-line argument): text of
-    1-200 characters, valid Unicode, without control, invisible format or path characters. Only its beginning is
-    echoed in the message."""
-    if not isinstance(value, str) or not _ARTICLE_ID.fullmatch(value) \
+    1-200 characters, valid Unicode, without control, invisible format or path characters (`slash`: "/" allowed,
+    as in the ids of two files of one name in subfolders). Only its beginning is echoed in the message."""
+    if not isinstance(value, str) or not _ARTICLE_ID.fullmatch(value.replace("/", "") if slash and value != "/" else value) \
             or any(unicodedata.category(c) in ("Cs", "Cf") for c in value):
         raise QuestionError(f"{_shown(value)} is not an article id; the ids are listed by GET /api/articles (`qa list`).")
     return value

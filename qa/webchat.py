@@ -173,10 +173,10 @@ class ChatHandlers:
         now = self.generation()
         scope = self._scope(picker)
         picker_update, listed_update = (gr.skip(), gr.skip()) if listed == now else (self._picker(scope), now)
-        turn = ChatTurn(new_turn_id(), text, scope_of(picker if scope == picker else ALL_ARTICLES))
-        if isinstance(picker, str) and picker != ALL_ARTICLES and scope != picker:
-            turn = ChatTurn(turn.id, text, scope_of(picker), error="The article you had chosen was removed from the "
-                            "index (by a colleague, the API or another tab); choose another, or ask about every article.")
+        turn = ChatTurn(new_turn_id(), text, scope_of(scope))
+        if isinstance(picker, str) and picker != ALL_ARTICLES and scope != picker:  # removed meanwhile, by any door
+            turn = ChatTurn(turn.id, text, None, error="The article you had chosen was removed from the index (by a "
+                            "colleague, the API or another tab); choose another, or ask about every article.")
             picker_update, listed_update = self._picker(ALL_ARTICLES), now
         else:
             try:
@@ -341,7 +341,7 @@ class ChatHandlers:
             return self._status("Choose an article in the list first, then remove it."), skip, skip, skip, skip, skip, skip
         who = by_whom(request)
         try:
-            entry = self.engine.remove_article(check_article_id(scope), log=lambda m: self.log(f"{m} {who}"))
+            entry = self.engine.remove_article(check_article_id(scope, slash=True), log=lambda m: self.log(f"{m} {who}"))
         except QAError as exc:
             return self._status(str(exc)), self._picker(self._scope(scope)), skip, skip, skip, self.generation(), skip
         message = f"Removed “{entry['title']}”; questions now go to every article."

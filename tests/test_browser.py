@@ -30,6 +30,7 @@ FIXTURES = Path(__file__).parent / "fixtures" / "html"
 def chat(servers, browser_page: Page) -> Page:
     browser_page.goto(servers[0].url, wait_until="domcontentloaded")
     expect(browser_page.locator("#question textarea")).to_be_visible(timeout=REPLY_TIMEOUT)
+    expect(browser_page.locator("#article-panel .qa-article")).to_have_count(1, timeout=REPLY_TIMEOUT)  # loaded
     return browser_page
 
 
@@ -146,6 +147,7 @@ def test_the_question_shows_at_once_with_a_pending_indicator(chat: Page):
     expect(chat.locator(".qa-pending")).to_have_attribute("role", "status")
     expect(chat.locator(".qa-pending")).to_have_count(0, timeout=REPLY_TIMEOUT)
     expect(chat.get_by_test_id("bot").last.locator(".qa-answer")).to_contain_text(VICTIMS_ANSWER)
+    chat.unroute_all(behavior="ignoreErrors")
 
 
 def test_new_conversation_resets_the_chat_and_the_panel(chat: Page):

@@ -253,9 +253,22 @@ def chat(tmp_path):
     return handlers
 
 
-def ask(chat, question: str, conv=None, picker="*"):
-    chatbot, conv, panel, _picker, _notice, _listed = chat.answer(question, conv, {}, 3, picker, None)
+def ask(chat, question: object, conv=None, picker="*"):
+    ticket = json.dumps({"q": question, "c": "conversation-1"})  # what the page sends: the question, its conversation
+    chatbot, conv, panel, _picker, _notice, _listed = chat.answer(ticket, conv, {}, 3, picker, None, "conversation-1")
     return chatbot, conv
+
+
+@pytest.mark.parametrize("ticket", [None, "", "a question", "[1]", '{"q": "x"}', '{"q": "x", "c": 5}'])
+def test_a_ticket_that_is_not_one_changes_nothing(chat, ticket):
+    assert all(out == chat.gr.skip() for out in chat.answer(ticket, None, {}, 3, "*", None, None))
+
+
+def test_an_answer_to_a_restarted_conversation_changes_nothing(chat):
+    ticket = json.dumps({"q": "Who owns the bakery?", "c": "old"})
+    assert all(out == chat.gr.skip() for out in chat.answer(ticket, None, {}, 3, "*", None, "new"))
+    chatbot, conv, *_ = chat.answer(ticket, None, {}, 3, "*", None, None)  # no restart in this session: answered
+    assert len(chatbot) == 2
 
 
 def test_a_question_and_a_follow_up_through_the_chat(chat):
@@ -330,3 +343,28 @@ def test_examples_are_questions_marked_right_about_the_chosen_article(chat):
     assert chat.examples_for("bridge")[0] == "What did engineers find in the steel girders?"
     assert "What did engineers find in the steel girders?" not in chat.examples_for("bakery")
     assert chat.examples_for("bakery")[0] == "Who is …?"  # phrases to complete, for any story
+
+
+def test_qa_eval_asks_feedback_lines_as_they_were_asked_and_skips_removed_articles(tmp_path, monkeypatch, capsys):
+    import qa.engine
+    from qa.cli import main
+
+    monkeypatch.setattr(qa.engine, "make_embedder", lambda *a, **k: FakeEmbedder())
+    corpus = write_articles(tmp_path / "articles", SMALL_CORPUS)
+    Engine.open(resolve_settings(index_dir=str(tmp_path / "index"), articles=[str(corpus)], model="fake-bow"),
+                embedder=FakeEmbedder(), log=lambda m: None)
+    path = tmp_path / "feedback.jsonl"
+    history = [{"role": "user", "content": "Which bridge will close?"},
+               {"role": "assistant", "content": "The Harlow river bridge will close for repairs next month."}]
+    append_line(path, gold_line(item="00000001", question="What did engineers find in the steel girders?",
+                                history=history, scope=["bridge"], reply=reply(), verdict="right"))
+    append_line(path, gold_line(item="00000002", question="Who owns the bakery?", history=[], scope=["gone-article"],
+                                reply=reply(article="gone-article"), verdict="not_said"))
+    code = main(["eval", str(path), "--index", str(tmp_path / "index"), "--backend", "torch", "--model", "fake-bow",
+                 "--json"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["metrics"]["questions"] == 1 and result["metrics"]["hit@1"] == 1.0
+    assert result["skipped"] == ["feedback-00000002"]
+    assert "1 question(s) skipped, their article is no longer in the index: feedback-00000002" in err

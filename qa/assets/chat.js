@@ -54,7 +54,8 @@
     if (!queue.length) return;
     var head = document.createElement("p");
     head.className = "qa-queue-head";
-    head.textContent = queue.length === 1 ? "Asked next, once the answer is in:" : queue.length + " questions wait their turn:";
+    head.textContent = !loaded ? "Asked once the page has loaded:" : queue.length === 1 ? "Asked next, once the answer is in:"
+      : queue.length + " questions wait their turn:";
     host.appendChild(head);
     var list = document.createElement("ol");
     queue.forEach(function (q, i) {
@@ -78,8 +79,11 @@
     });
     host.appendChild(list);
   }
+  // questions asked before the page has loaded (the conversation kept in the browser comes back then) wait for it
+  var loaded = false;
+  setTimeout(function () { if (!loaded) { loaded = true; startNext(); } }, 10000);
   function startNext() {
-    if (busy || !queue.length) return;
+    if (busy || !queue.length || !loaded) return;
     var start = document.getElementById("qa-start");
     if (!start) return;
     busy = true;
@@ -347,7 +351,13 @@
     }, 60);
   }
   window.qaShowAnswer = scrollToAnswer;
-  window.qaAfterLoad = function () { scrollToAnswer(); layout(); };
+  window.qaAfterLoad = function () {
+    loaded = true;
+    scrollToAnswer();
+    layout();
+    renderQueue();
+    startNext();
+  };
   window.qaAfterAdd = function () {
     var notice = document.querySelector("#qa-notice .qa-ok");
     var b = box();
