@@ -133,8 +133,8 @@ def _prose_words(text: str) -> int:
     return sum(len(line.split()) for line in text.splitlines() if line.rstrip().endswith(tuple(".!?\"'”’)")))
 
 
-_CHECKS = {"title": lambda v: _check_field(v, "title", MAX_TITLE_CHARS), "source": lambda v: _check_field(v, "source", MAX_TITLE_CHARS),
-           "url": lambda v: check_url(v), "date": lambda v: check_date(v)}
+_CHECKS = {"title": lambda v: _check_field(v, "title", MAX_TITLE_CHARS),
+           "source": lambda v: _check_field(v, "source", MAX_TITLE_CHARS), "url": check_url, "date": check_date}
 
 
 def _own_header(story: str) -> tuple[dict[str, str], str]:

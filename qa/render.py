@@ -161,9 +161,10 @@ def _actions(plain: str, vote: str | None) -> str:
     feedback already given."""
     voted = f'<span class="qa-voted" role="status">{esc(VOTE_LABELS.get(vote, ""))}</span>' if vote else ""
     return ('<p class="qa-actions"><button type="button" class="qa-copy">Copy</button>'
-            '<button type="button" class="qa-vote qa-up" title="Right answer">👍<span class="qa-sr"> Right answer</span></button>'
-            '<button type="button" class="qa-vote qa-down" title="Report a problem">👎<span class="qa-sr"> Report a problem</span>'
-            '</button>'
+            '<button type="button" class="qa-vote qa-up" title="Right answer">👍'
+            '<span class="qa-sr"> Right answer</span></button>'
+            '<button type="button" class="qa-vote qa-down" title="Report a problem">👎'
+            '<span class="qa-sr"> Report a problem</span></button>'
             f'{voted}</p><span class="qa-plain" hidden>{plain}</span>')
 
 

@@ -24,7 +24,7 @@ from gradio import Request
 
 from .articles import parse_article
 from .chatlog import ChatTurn, Transcript, export_json, export_markdown, new_turn_id, scope_of, titles_of
-from .errors import ArticleNotFoundError, DuplicateArticleError, QAError
+from .errors import DuplicateArticleError, QAError
 from .feedback import VERDICTS, FeedbackError, append_line, check_note, check_verdict, gold_line, read_lines
 from .render import (
     esc,
@@ -126,7 +126,6 @@ class ChatHandlers:
     def restore(self, conv: object, votes: object, chosen: object, request: Request = None):
         """Page load: the conversation, the chosen article and the article list from the browser and the index as
         they are now. -> chatbot, conv, picker, panel, examples, notice, listed."""
-        gr = self.gr
         listed = self.generation()
         transcript = Transcript.load(conv, user_of(request))
         scope = self._scope(chosen)

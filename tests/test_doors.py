@@ -255,7 +255,8 @@ def page_with(title: str, canonical: str, site: str) -> str:
 
 
 def test_8_page_values_with_forbidden_characters_are_cleaned_and_named():
-    page = page_with("Lighthouse &lt;b&gt;restored&lt;/b&gt; at last &lt; 2024", "https://news.example/it's-back", "Kell \\ Point News")
+    page = page_with("Lighthouse &lt;b&gt;restored&lt;/b&gt; at last &lt; 2024", "https://news.example/it's-back",
+                     "Kell \\ Point News")
     new = prepare_article(page)
     assert new.title == "Lighthouse restored at last 2024"
     assert new.url == "https://news.example/it%27s-back"

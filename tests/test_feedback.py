@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
 from pathlib import Path
 
 import pytest
@@ -233,7 +232,8 @@ def test_exports_hold_questions_replies_and_citations():
     assert third["status"] == "error"
     md = export_markdown(t, titles={"bridge": "Bridge to close"})
     assert "## 1. What did \\*\\*engineers\\*\\* find?" in md  # Markdown in a question is shown, not applied
-    assert f"“{SENTENCE}” [1]" in md and "1. Bridge to close, 2024-03-02, Harlow Gazette, ¶2 — <https://news.example/bridge>" in md
+    assert f"“{SENTENCE}” [1]" in md
+    assert "1. Bridge to close, 2024-03-02, Harlow Gazette, ¶2 — <https://news.example/bridge>" in md
     assert "*Asked about:* Bridge to close" in md and "**The article does not say.**" in md
 
 
