@@ -38,6 +38,7 @@ def open_engine() -> Engine:
     print("article-qa: loading the engine (builds or refreshes index/ when needed) ...", file=sys.stderr, flush=True)
     t = time.perf_counter()
     engine = Engine.open(resolve_settings())
+    engine.warm_up()
     engine.ask(WARM_UP, 1)
     print(f"article-qa: ready, {len(engine.index.articles)} article(s), {len(engine.index.chunks)} passages "
           f"({time.perf_counter() - t:.1f} s)", file=sys.stderr, flush=True)

@@ -18,7 +18,7 @@ import json
 import os
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -147,10 +147,15 @@ class AnswerabilityModel:
         for a, b in spans:
             if not 0 <= a < b <= len(passage_text):
                 raise ValueError(f"Sentence span ({a}, {b}) is not inside the passage of {len(passage_text)} characters.")
-        if not spans:
+        readings = self.read_texts(question, [passage_text[a:b] for a, b in spans])
+        return [r if r.span is None else replace(r, span=(r.span[0] + a, r.span[1] + a))
+                for r, (a, _b) in zip(readings, spans)]
+
+    def read_texts(self, question: str, texts: Sequence[str]) -> list[Reading]:
+        """One Reading per sentence text, in one batch; spans are offsets into each text."""
+        if not texts:
             return []
-        texts = [passage_text[a:b] for a, b in spans]
-        encs = encode_pairs(self.tokenizer, [question] * len(texts), texts, self.max_length)
+        encs = encode_pairs(self.tokenizer, [question] * len(texts), list(texts), self.max_length)
         width = max(len(e.ids) for e in encs)
         ids = np.zeros((len(encs), width), np.int64)
         types = np.zeros_like(ids)
@@ -161,8 +166,8 @@ class AnswerabilityModel:
         answer, start, end = self.session.run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})
         yes_no = is_yes_no(question)
         out = []
-        for i, (e, (a, _b)) in enumerate(zip(encs, spans)):
-            span, span_prob = (None, 0.0) if yes_no else self._best_span(e, start[i], end[i], texts[i], a)
+        for i, (e, text) in enumerate(zip(encs, texts)):
+            span, span_prob = (None, 0.0) if yes_no else self._best_span(e, start[i], end[i], text, 0)
             logit = float(answer[i])
             out.append(Reading(i, self.calibrate(logit), span, span_prob, logit))
         return out

@@ -36,11 +36,13 @@ class Settings:
     # retrieval, chosen by measurement (README, "How the settings were chosen")
     dense_weight: float = 0.6  # QA_DENSE_WEIGHT; BM25 gets 1 - dense_weight
     abstain_below: float = 0.22  # QA_ABSTAIN_BELOW: best semantic cosine under which we abstain
-    # the trained reader (models/answerability): the short answer inside the answer sentence, and an abstention
-    # when its calibrated answer probability is under QA_ANSWERABILITY_BELOW (chosen in docs/answerability.md,
-    # "The threshold in use": no answerable seed question refused, twice the SQuAD 2.0 refusals of 0.15)
-    reader: Literal["auto", "off"] = "auto"  # QA_READER: off = no reader (no short answer, no abstention by it)
-    answerability_below: float = 0.2  # QA_ANSWERABILITY_BELOW
+    # the trained reader (models/answerability) reads the best passages' candidate sentences; the confidence model
+    # (models/confidence) turns what it read into the confidence and the status of the reply
+    reader: Literal["auto", "off"] = "auto"  # QA_READER: off = no reader (no confidence: answered or refused by rules)
+    # QA_ANSWERED_ABOVE / QA_UNCERTAIN_ABOVE: the confidence from which a reply is `answered` / `uncertain` (below:
+    # refused); None = the model's own, chosen on tuning data for answered replies right at least 90 % of the time
+    answered_above: float | None = None
+    uncertain_above: float | None = None
     maxsim_weight: float = 0.7  # QA_MAXSIM_WEIGHT: share of late interaction in the reranking score
     candidates: int = 20  # QA_CANDIDATES: passages each retriever proposes before fusion
     rerank: int = 10  # QA_RERANK: best first-stage passages reranked by late interaction
@@ -59,8 +61,13 @@ class Settings:
             raise ConfigError(f"QA_BUILD_PRECISION must be auto, float32 or bfloat16, not {self.build_precision!r}.")
         if self.reader not in ("auto", "off"):
             raise ConfigError(f"QA_READER must be auto or off, not {self.reader!r}.")
-        if not 0.0 <= self.answerability_below <= 1.0:
-            raise ConfigError(f"QA_ANSWERABILITY_BELOW is a probability between 0 and 1, not {self.answerability_below}.")
+        for name in ("answered_above", "uncertain_above"):
+            value = getattr(self, name)
+            if value is not None and not 0.0 <= value <= 1.0:
+                raise ConfigError(f"QA_{name.upper()} is a confidence between 0 and 1, not {value}.")
+        if self.answered_above is not None and self.uncertain_above is not None and self.uncertain_above > self.answered_above:
+            raise ConfigError(f"QA_UNCERTAIN_ABOVE ({self.uncertain_above}) is above QA_ANSWERED_ABOVE ({self.answered_above}); "
+                              "a reply less sure than an answer is uncertain, so give it the lower value.")
         if self.rebuild not in ("auto", "never"):
             raise ConfigError(f"QA_REBUILD must be auto or never, not {self.rebuild!r}.")
         if not 1 <= self.top_k <= 50:
@@ -103,7 +110,7 @@ def _parse(name: str, raw: str, kind: Any) -> Any:
     try:
         if kind is int or kind == "int":
             return int(raw)
-        if kind is float or kind == "float":
+        if kind is float or kind in ("float", "float | None"):
             return float(raw)
     except ValueError:
         raise ConfigError(f"QA_{name.upper()}={raw!r} is not a number; unset it or give e.g. QA_{name.upper()}=3.") from None

@@ -20,6 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from .answer import compose_answer, display_path
+from .decide import Decision, decide
+from .pipeline import Resolved, Retrieved, resolve_question, retrieve
+from .reading import SentenceReading, read
 from .articles import ArticleFiles, read_article, read_corpus
 from .config import Settings, resolve_settings
 from .embedding import Embedder, content_mask, make_embedder
@@ -35,11 +38,7 @@ from .errors import (
     StaleIndexError,
 )
 from .locks import read_lock, write_lock
-from .conversation import follow_up_boost, needs_context, no_context_reason, resolve
 from .grounding import unrecognised_words
-from .introductions import introduction_boost
-from .lexical import tokenize
-from .references import gender_lookup, referent_lookup
 from .retrieval import FusionMethod, Query, Retriever
 from .store import (
     FORMAT_VERSION,
@@ -177,6 +176,17 @@ class Serving:
     index: StoredIndex
     retriever: Retriever
     stamp: tuple[int, int, int] | None  # (mtime, inode, size) of the manifest it was loaded from
+
+
+@dataclass(frozen=True)
+class Trace:
+    """One question through the pipeline: what each stage made (None for stages a refusal skipped)."""
+
+    resolved: Resolved | None = None
+    retrieved: Retrieved | None = None
+    readings: tuple[SentenceReading, ...] = ()
+    decision: Decision | None = None
+    answer: Answer | None = None
 
 
 def _stamp(folder: Path) -> tuple[int, int, int] | None:
@@ -336,18 +346,70 @@ class Engine:
 
     # --- asking -------------------------------------------------------------------------------------
 
-    def query(self, text: str, index: StoredIndex | None = None) -> Query:
-        """Correct typos against the articles' words, then encode once: vector and content pieces."""
-        corrected, _fixes = (index or self.index).lexical.correct(text, self.embedder.is_known_word)
+    def query(self, text: str, index: StoredIndex | None = None, *, correct: bool = True) -> Query:
+        """Correct typos against the articles' words (unless `correct` is false: already done), then encode once:
+        vector and content pieces."""
+        corrected = (index or self.index).lexical.correct(text, self.embedder.is_known_word)[0] if correct else text
         enc = self.embedder.encode([corrected])
         tokens = enc.tokens[0][content_mask(corrected, enc.offsets[0])]
         tokens = tokens / np.maximum(np.linalg.norm(tokens, axis=1, keepdims=True), 1e-12)
         return Query(corrected, enc.vectors[0], tokens.astype(np.float32))
 
+    def queries(self, texts: Sequence[str], index: StoredIndex | None = None, batch: int = 256) -> list[Query]:
+        """`query` for many texts, encoded in batches (a training run's thousands of questions)."""
+        index = index or self.index
+        corrected = [index.lexical.correct(t, self.embedder.is_known_word)[0] for t in texts]
+        out = []
+        for b in range(0, len(corrected), batch):
+            part = corrected[b : b + batch]
+            enc = self.embedder.encode(part)
+            for text, vec, tok, offs in zip(part, enc.vectors, enc.tokens, enc.offsets):
+                tokens = tok[content_mask(text, offs)]
+                tokens = tokens / np.maximum(np.linalg.norm(tokens, axis=1, keepdims=True), 1e-12)
+                out.append(Query(text, vec, tokens.astype(np.float32)))
+        return out
+
+    @cached_property
+    def confidence_model(self):
+        """The confidence model (models/confidence/model.json), loaded on first use, with the thresholds of
+        QA_ANSWERED_ABOVE / QA_UNCERTAIN_ABOVE when set; None without a reader."""
+        if self.reader is None:
+            return None
+        from .confidence import ConfidenceModel
+
+        model = ConfidenceModel.load()
+        fitted_for = model.info.get("reader_sha256")
+        if fitted_for != self.reader.config.get("model_sha256"):
+            raise ConfigError(f"The confidence model was fitted on another reader ({str(fitted_for)[:12]}…, the reader in "
+                              f"{self.reader.folder} is {str(self.reader.config.get('model_sha256'))[:12]}…): its scores "
+                              "would not mean what it thinks. Run `python -m qa.fit_confidence`, or restore models/ from git.")
+        s = self.settings
+        answered = model.answered if s.answered_above is None else s.answered_above
+        uncertain = model.uncertain if s.uncertain_above is None else s.uncertain_above
+        if uncertain > answered:
+            raise ConfigError(f"The uncertain threshold {uncertain:.2f} is above the answered one {answered:.2f} "
+                              "(QA_ANSWERED_ABOVE / QA_UNCERTAIN_ABOVE and the model's own); set both, or lower "
+                              "QA_UNCERTAIN_ABOVE.")
+        return replace(model, answered=answered, uncertain=uncertain)
+
+    def warm_up(self) -> None:
+        """Load now what a question would load on first use (the reader, the confidence model, spaCy's pipeline), so
+        that no user waits for it (and forked workers share it)."""
+        from .nlp import parse
+
+        self.confidence_model  # noqa: B018 - loads the reader too
+        parse("Who said what, and when?")
+
     def ask(self, question: object, k: int | None = None, *, history: Sequence[Turn] = (),
             articles: Sequence[str] | None = None) -> Answer:
         """Answer one question, from the articles `articles` (ids) or all of them. Raises QuestionError for an
         empty, too long or non-text question, ArticleNotFoundError for an unknown article id."""
+        return self.trace(question, k, history=history, articles=articles).answer
+
+    def trace(self, question: object, k: int | None = None, *, history: Sequence[Turn] = (),
+              articles: Sequence[str] | None = None) -> Trace:
+        """`ask`, keeping what each stage of the pipeline (qa/pipeline.py) made: resolve, retrieve, read, decide,
+        compose."""
         text = check_question(question, self.settings.max_question_chars)
         k = check_k(k, 50) or self.settings.top_k
         serving = self.refresh()
@@ -356,36 +418,21 @@ class Engine:
         content, unknown = unrecognised_words(text, index.lexical.vocabulary, self.embedder.is_known_word)
         if content and len(unknown) == len(content):
             shown = ", ".join(repr(w) for w in unknown[:3])
-            return Answer(text, True, None, None, (), f"The question has no word I recognise ({shown}); ask it in plain words.",
-                          details="none of its words is in the articles or in the model's vocabulary")
-        containing = lambda w: np.flatnonzero(index.lexical.scores(tokenize(w)) > 0)  # noqa: E731 - rows holding a word
-        resolution = resolve(text, history, gender_lookup(index.chunks, containing),
-                             referent_lookup(index.chunks, index.passage_holding)) if history else None
-        asked = resolution.interpreted_as if resolution else text
-        query = self.query(resolution.search_text if resolution else text, index)
-        boost = follow_up_boost(index, resolution.follows) if resolution and resolution.follows else {}
-        introduced = introduction_boost(index.chunks, asked, rows, containing=containing)
-        for row, extra in introduced.items():
-            boost[row] = max(boost.get(row, 0.0), extra)
-        hits = serving.retriever.search(query, k, rows=rows, boost=boost)
-        # names are looked up in the question as asked (typos corrected), not in the earlier text searched with it
-        names_in = query.text if resolution is None or resolution.search_text == text else \
-            index.lexical.correct(text, self.embedder.is_known_word)[0]
-        # "Who said that?" with nothing said before: if refused, say so, not "the article does not say who said that"
-        dangling = no_context_reason(text) if (resolution is None or resolution.leaned_on is None) \
-            and needs_context(text) else None
-        # a reference found in the article ("the district" -> "10th District") makes the question about it, however
-        # far a short "Which district?" is from every passage for the encoder (0.21, under the threshold)
-        abstain_below = -1.0 if resolution and resolution.referent else self.settings.abstain_below
-        answer = compose_answer(asked, hits, index, k=k, abstain_below=abstain_below, corrected=names_in,
-                                reader=self.reader, answerability_below=self.settings.answerability_below,
-                                unanswerable_because=dangling,
-                                known_answer=resolution.referent if resolution and resolution.asks_for_referent else None)
-        answer = replace(answer, question=text, interpreted_as=asked)
-        if dangling and answer.reason == dangling and answer.details:
+            return Trace(answer=Answer(text, True, None, None, (), f"The question has no word I recognise ({shown}); ask "
+                                       "it in plain words.", details="none of its words is in the articles or in the "
+                                       "model's vocabulary"))
+        correct = lambda t: index.lexical.correct(t, self.embedder.is_known_word)[0]  # noqa: E731
+        resolved = resolve_question(text, history, index, correct)
+        retrieved = retrieve(resolved, index, serving.retriever, lambda t, c: self.query(t, index, correct=c), k, rows)
+        readings = read(resolved.asked, retrieved.hits, index, self.reader)
+        decision = decide(resolved, retrieved, readings, index, abstain_below=self.settings.abstain_below,
+                          model=self.confidence_model)
+        answer = compose_answer(text, retrieved.hits, index, decision, k=k)
+        answer = replace(answer, interpreted_as=resolved.asked)
+        if resolved.dangling and answer.reason == resolved.dangling and answer.details:
             answer = replace(answer, details=f"{answer.details}; the question leans on earlier turns and there are none "
                                              "answered to lean on")
-        return self._flag_stale(answer, index)
+        return Trace(resolved, retrieved, readings, decision, self._flag_stale(answer, index))
 
     def _flag_stale(self, answer: Answer, index: StoredIndex) -> Answer:
         """Mark citations whose article file changed since it was indexed (their offsets may not match it any

@@ -113,6 +113,16 @@ class Answer:
     details: str | None = None  # the technical side of an abstention or answer: scores and thresholds
     interpreted_as: str | None = None  # the self-contained question answered (None: the question itself)
     warnings: tuple[str, ...] = ()
+    status: str | None = None  # "answered", "uncertain" (the closest sentence, shown as such) or "abstained";
+    # None: from `abstained`
+    confidence: float | None = None  # P(the quoted sentence answers the question); None without the reader
+
+    def __post_init__(self) -> None:
+        if self.status is None:
+            object.__setattr__(self, "status", "abstained" if self.abstained else "answered")
+        if self.status not in ("answered", "uncertain", "abstained") or self.abstained != (self.status == "abstained"):
+            raise ValueError(f"status {self.status!r} with abstained={self.abstained}: `abstained` is true exactly "
+                             "when the status is 'abstained'")
 
     def to_json(self) -> dict:
         answer = None
@@ -127,7 +137,9 @@ class Answer:
         return {
             "question": self.question,
             "interpreted_as": self.interpreted_as or self.question,
+            "status": self.status,
             "abstained": self.abstained,
+            "confidence": None if self.confidence is None else round(self.confidence, 4),
             "reason": self.reason,
             "details": self.details,
             "answer": answer,

@@ -1,0 +1,92 @@
+"""The answering path as the pipeline it is: resolve → retrieve → read → decide → compose.
+
+Each stage is a function with a small typed result, so each can be tested alone with hand-made inputs and a new
+signal has one place to go:
+
+- `resolve_question` (here): the question as it will be answered — a follow-up spelled out against the
+  conversation (qa/conversation.py), typos corrected, what a refusal should say if it leans on nothing;
+- `retrieve` (here): the passages, with the follow-up and introduction favours (qa/retrieval.py does the search);
+- `read` (qa/reading.py): the reader's verdict on every candidate sentence of the best passages;
+- `decide` (qa/decide.py): the rules that refuse with a reason, the one calibrated confidence, the status
+  (answered / uncertain / abstained), the quoted sentence and its short answer;
+- `compose_answer` (qa/answer.py): the Answer with its numbered citations.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .conversation import Resolution, follow_up_boost, needs_context, no_context_reason, resolve
+from .introductions import introduction_boost
+from .lexical import tokenize
+from .references import gender_lookup, referent_lookup
+from .retrieval import Hit, Query, Retriever
+from .store import StoredIndex
+from .validation import Turn
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """The question as it will be answered."""
+
+    question: str  # as asked (checked)
+    asked: str  # self-contained: what the answer answers (`interpreted_as`)
+    search_text: str  # what retrieval reads: `asked`, or with earlier text when a reference stays open
+    corrected: str  # the question as asked with typos corrected: names are looked up in it
+    resolution: Resolution | None  # the follow-up's resolution, None for a question asked alone
+    dangling: str | None = None  # the refusal for a follow-up with nothing to lean on ("Who said that?" alone)
+
+    @property
+    def referent(self) -> str | None:
+        """A thing the previous answer left unnamed, found in the article ("10th District of Chicago")."""
+        return self.resolution.referent if self.resolution else None
+
+    @property
+    def known_answer(self) -> str | None:
+        """The referent, when the question asks for it ("Which district?"): the short answer where the sentence has it."""
+        return self.referent if self.resolution and self.resolution.asks_for_referent else None
+
+
+@dataclass(frozen=True)
+class Retrieved:
+    """The passages found, best first."""
+
+    query: Query
+    hits: tuple[Hit, ...]
+
+
+def resolve_question(text: str, history: Sequence[Turn], index: StoredIndex, correct: Callable[[str], str]) -> Resolved:
+    """Resolve a follow-up against the conversation (a question with no history is its own interpretation)."""
+    resolution = None
+    if history:
+        containing = lambda w: np.flatnonzero(index.lexical.scores(tokenize(w)) > 0)  # noqa: E731 - rows holding a word
+        resolution = resolve(text, history, gender_lookup(index.chunks, containing),
+                             referent_lookup(index.chunks, index.passage_holding))
+    # "Who said that?" with nothing said before: if refused, say so, not "the article does not say who said that"
+    dangling = no_context_reason(text) if (resolution is None or resolution.leaned_on is None) and needs_context(text) \
+        else None
+    asked = resolution.interpreted_as if resolution else text
+    search = resolution.search_text if resolution else text
+    return Resolved(text, asked, search, correct(text), resolution, dangling)
+
+
+def retrieve(resolved: Resolved, index: StoredIndex, retriever: Retriever, encode: Callable[[str, bool], Query], k: int,
+             rows: np.ndarray | None) -> Retrieved:
+    """The k best passages for the resolved question (among `rows` when given), favouring the passage of the answer
+    a follow-up follows and the passages that introduce whom a "who is" question asks about. `encode(text,
+    correct)` makes the query (correcting typos first when `correct`)."""
+    # the question as asked is searched with its typos corrected (done once, in resolve_question); earlier text
+    # added by a follow-up is corrected with it
+    if resolved.search_text == resolved.question:
+        query = encode(resolved.corrected, False)
+    else:
+        query = encode(resolved.search_text, True)
+    follows = resolved.resolution.follows if resolved.resolution else None
+    boost = follow_up_boost(index, follows) if follows else {}
+    containing = lambda w: np.flatnonzero(index.lexical.scores(tokenize(w)) > 0)  # noqa: E731
+    for row, extra in introduction_boost(index.chunks, resolved.asked, rows, containing=containing).items():
+        boost[row] = max(boost.get(row, 0.0), extra)
+    return Retrieved(query, tuple(retriever.search(query, k, rows=rows, boost=boost)))
