@@ -45,6 +45,7 @@ import numpy as np
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_V2 = PROJECT_ROOT.parent / "shared" / "bench-data" / "squad-dev-v2.0-half-a.json"
 DEFAULT_V11 = PROJECT_ROOT.parent / "shared" / "bench-data" / "squad-dev-v1.1.json"
+DEFAULT_TRAIN = PROJECT_ROOT.parent / "shared" / "bench-data" / "squad-train-v2.0-first10.json"
 V11_TRAIN_ARTICLES = (
     "Super_Bowl_50", "Nikola_Tesla", "Teacher", "Martin_Luther", "Apollo_program", "Newcastle_upon_Tyne",
     "Victoria_and_Albert_Museum", "American_Broadcasting_Company", "Genghis_Khan", "Doctor_Who", "Kenya",
@@ -353,6 +354,94 @@ def build_examples(paras: Sequence[Para], opts: DataOptions, seed: int) -> tuple
                     out.append(Example(yn, sent, 1, None, "pos-yesno"))
                     if others:
                         out.append(Example(yn, p.sentence(others[0]), 0, None, "neg-yesno"))
+                    if twin is not None and twin[1] in ("name", "number"):
+                        yn_twin = yes_no(twin[0], q.answers[0])
+                        if yn_twin is not None:
+                            out.append(Example(yn_twin, sent, 0, None, "neg-yesno-synth"))
+    return out, Counter(e.kind for e in out)
+
+
+def squad_articles(path: Path, titles: Iterable[str] | None = None) -> list:
+    """The named articles of a SQuAD file (all when None) as the engine reads SQuAD (qa.evaluation.squad_corpus):
+    one Article each, its paragraphs joined by blank lines, numbered from 1 in file order like load_squad's."""
+    from .evaluation import squad_corpus
+
+    wanted = None if titles is None else set(titles)
+    return [a for a in squad_corpus(path)[0] if wanted is None or a.id in wanted]
+
+
+def retrieval_examples(paras: Sequence[Para], articles: Sequence, index_dir: Path, opts: DataOptions, seed: int,
+                       ) -> tuple[list[Example], Counter]:
+    """Examples as the reader meets them in the service: each question asked through the engine, restricted to
+    its article, and the sentences qa.candidates picks from the top passages read.
+
+    - pos: the sentence of the question's own paragraph holding most answer texts (`locate`), whether or not
+      retrieval found it, with its span; other candidate sentences of that paragraph holding an answer text too;
+    - neg-retrieved: candidates that hold no answer text (the hard negatives: what retrieval thought close);
+      a candidate of another paragraph holding an answer text is left out (it may or may not answer);
+    - neg-real: a real unanswerable question and its candidates;
+    - the synthetic twins and yes/no templates of build_examples, on the answer sentence.
+    """
+    from .candidates import PASSAGES, candidate_sentences
+    from .config import resolve_settings
+    from .engine import Engine
+
+    rng = random.Random(seed)
+    idf = article_idf(paras)
+    pools = article_pools(paras)
+    engine = Engine.open(resolve_settings(index_dir=str(index_dir)), articles=list(articles), sources=["squad"], log=log)
+    log(f"asking {sum(len(p.questions) for p in paras)} questions through the engine's retrieval")
+    index = engine.index
+    queries = iter(engine.queries([q.text for p in paras for q in p.questions]))  # one batched encode: minutes, not hours
+    number: dict[str, int] = {}
+    out: list[Example] = []
+    for p in paras:
+        number[p.article] = number.get(p.article, 0) + 1
+        paragraph = number[p.article]
+        rows = engine.rows_of([p.article])
+        for q in p.questions:
+            hits = engine.retriever.search(next(queries), PASSAGES, rows=rows)
+            seen: set[str] = set()
+            candidates = []
+            for c in candidate_sentences(hits):
+                chunk = index.chunks[c.row]
+                s = chunk.sentences[c.sentence]
+                text = chunk.text[s.start - chunk.start : s.end - chunk.start]
+                if text not in seen:
+                    seen.add(text)
+                    candidates.append((text, chunk.paragraph == paragraph and chunk.article_id == p.article))
+            if not q.answerable:
+                for text, _own in candidates[: opts.unanswerable_negatives]:
+                    out.append(Example(q.text, text, 0, None, "neg-real"))
+                continue
+            gold = locate(p, q, idf[p.article])
+            if gold is None:
+                continue
+            a, _b = p.sentences[gold.sentence]
+            sent = p.sentence(gold.sentence)
+            span = None if gold.span is None else (gold.span[0] - a, gold.span[1] - a)
+            out.append(Example(q.text, sent, 1, span, "pos"))
+            negatives = []
+            for text, own in candidates:
+                holds = [t for t in q.answers if t in text]
+                if text == sent:
+                    continue
+                if holds and own:
+                    at = text.find(holds[0])
+                    out.append(Example(q.text, text, 1, (at, at + len(holds[0])), "pos-retrieved"))
+                elif not holds:
+                    negatives.append(text)
+            for text in negatives[: opts.other_negatives]:
+                out.append(Example(q.text, text, 0, None, "neg-retrieved"))
+            twin = perturb(q.text, p.context, sent, pools[p.article], rng) if opts.synthetic else None
+            if twin is not None:
+                out.append(Example(twin[0], sent, 0, None, f"neg-synth-{twin[1]}"))
+            if opts.yes_no:
+                yn = yes_no(q.text, q.answers[0])
+                if yn is not None:
+                    out.append(Example(yn, sent, 1, None, "pos-yesno"))
+                    if negatives:
+                        out.append(Example(yn, negatives[0], 0, None, "neg-yesno"))
                     if twin is not None and twin[1] in ("name", "number"):
                         yn_twin = yes_no(twin[0], q.answers[0])
                         if yn_twin is not None:
@@ -769,6 +858,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--output", default=str(PROJECT_ROOT / "models" / "answerability"), help="model folder to write")
     parser.add_argument("--squad-v2", default=str(DEFAULT_V2), help="SQuAD v2.0 half A (train + calibration)")
     parser.add_argument("--squad-v11", default=str(DEFAULT_V11), help="SQuAD v1.1 dev (only its 13 allowed articles are read)")
+    parser.add_argument("--squad-train", default=str(DEFAULT_TRAIN),
+                        help="the first 10 articles of SQuAD v2.0 train (all trained on; '' to leave them out)")
+    parser.add_argument("--negatives", choices=["retrieval", "overlap"], default="retrieval",
+                        help="retrieval: the candidates the engine shows the reader (qa/candidates.py); overlap: the "
+                             "paragraph's sentences sharing most words with the question (the first reader's recipe)")
+    parser.add_argument("--train-index", default=str(PROJECT_ROOT / ".bench" / "reader-train-index"),
+                        help="where the index of the training articles is built (kept: a later run reuses it)")
     parser.add_argument("--seed", type=int, default=13)
     parser.add_argument("--layers", type=int, default=3)
     parser.add_argument("--max-length", type=int, default=64, help="word pieces of question + sentence")
@@ -795,6 +891,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.layers, args.max_steps, args.limit_examples, args.calibrate_on = 1, args.max_steps or 8, args.limit_examples or 64, "gold"
+        args.train_index = str(Path(args.output).with_name(Path(args.output).name + ".train-index"))
     t_start = time.time()
     set_seed(args.seed, args.threads)
     out = Path(args.output)
@@ -805,11 +902,26 @@ def main(argv: Sequence[str] | None = None) -> int:
     v2_titles = [a["title"] for a in _json.loads(Path(args.squad_v2).read_text(encoding="utf-8"))["data"]]
     calib = calibration_articles(v2_titles)
     train_titles = [t for t in v2_titles if t not in calib]
-    paras = load_squad(Path(args.squad_v2), train_titles)
+    sources = [(Path(args.squad_v2), train_titles)]
     if not args.no_v11:
-        paras += load_squad(Path(args.squad_v11), V11_TRAIN_ARTICLES)
+        sources.append((Path(args.squad_v11), list(V11_TRAIN_ARTICLES)))
+    if args.squad_train and not args.quick:
+        sources.append((Path(args.squad_train), None))
+    paras = [p for path, titles in sources for p in load_squad(path, titles)]
     data_opts = DataOptions(synthetic=not args.no_synthetic, yes_no=not args.no_yes_no)
-    examples, kinds = build_examples(paras, data_opts, args.seed)
+    if args.negatives == "retrieval":
+        articles = [a for path, titles in sources for a in squad_articles(path, titles)]
+        cache = Path(args.train_index) / "examples.jsonl"
+        if cache.is_file() and not args.quick:  # made by an earlier run from the same data (the index is kept too)
+            examples = [Example(r["question"], r["sentence"], r["label"], None if r["span"] is None else tuple(r["span"]),
+                                r["kind"]) for r in map(json.loads, cache.read_text(encoding="utf-8").splitlines())]
+            kinds = Counter(e.kind for e in examples)
+        else:
+            examples, kinds = retrieval_examples(paras, articles, Path(args.train_index), data_opts, args.seed)
+            cache.write_text("".join(json.dumps({"question": e.question, "sentence": e.sentence, "label": e.label,
+                                                 "span": e.span, "kind": e.kind}) + "\n" for e in examples), encoding="utf-8")
+    else:
+        examples, kinds = build_examples(paras, data_opts, args.seed)
     if args.limit_examples:
         examples = random.Random(args.seed).sample(examples, min(args.limit_examples, len(examples)))
         kinds = Counter(e.kind for e in examples)
