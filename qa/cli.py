@@ -47,10 +47,15 @@ def format_answer(result: dict) -> str:
                      + (f" ({result['details']})" if result.get("details") else ""))
         if result["passages"]:
             lines.append("Closest passages (not answers):")
+    elif result.get("status") == "uncertain":
+        a = result["answer"]
+        lines.append(f"{result.get('reason') or 'The article may not answer this.'} The closest it comes "
+                     f"(confidence {result['confidence']:.2f}): {a['text']} [{a['citation']}]")
     else:
         a = result["answer"]
         short = (a.get("span") or {}).get("text")
-        lines.append("Answer: " + (f"{short} — " if short else "") + f"{a['text']} [{a['citation']}]")
+        sure = f" (confidence {result['confidence']:.2f})" if result.get("confidence") is not None else ""
+        lines.append("Answer: " + (f"{short} — " if short else "") + f"{a['text']} [{a['citation']}]{sure}")
     for p in result["passages"]:
         c = p["citation"]
         lines.append("")
@@ -312,6 +317,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         golds = load_gold(args.gold)
     else:
         raise QAError("Give a gold file (`qa eval eval/seed.jsonl`) or --squad FILE.")
+    if args.part:
+        golds = [g for g in golds if g.part == args.part]
+        if not golds:
+            raise QAError(f"No question of {args.gold} is in part {args.part!r}; the parts are given by each line's "
+                          '"part" (news gold sets: "tuning" or "held-out").')
     golds = sample(golds, args.sample, args.seed)
     k = args.k
     results: list[dict] = []
@@ -321,8 +331,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     def one(g):
         t = time.perf_counter()
-        try:  # a feedback line is asked as it was: after its history, restricted to its articles
-            r = ask(g.question, list(g.history) or None, list(g.scope) if g.scope else None)
+        # a feedback line is asked as it was: after its history, restricted to its articles; a news gold line naming its
+        # article is asked about that article, as staff ask about the story they chose (SQuAD's questions are asked of
+        # the whole archive: their article only decides what counts as a hit)
+        scope = list(g.scope) if g.scope else [g.article] if g.article and not args.squad else None
+        try:
+            r = ask(g.question, list(g.history) or None, scope)
         except QAError as exc:
             if g.scope is None or not _article_gone(exc):
                 raise
@@ -357,8 +371,11 @@ def cmd_eval(args: argparse.Namespace) -> int:
         "min_correct_abstentions": args.min_correct_abstentions, "max_false_abstentions": args.max_false_abstentions,
     })
     if args.json:
-        print(json.dumps({"metrics": metrics, "misses": [r for r in rows if not r["ok"]], "failures": failures,
-                          "skipped": gone}, ensure_ascii=False, indent=2))
+        from .evaluation import reliability, risk_coverage
+
+        print(json.dumps({"metrics": metrics, "risk_coverage": risk_coverage(golds, results),
+                          "reliability": reliability(golds, results), "misses": [r for r in rows if not r["ok"]],
+                          "failures": failures, "skipped": gone}, ensure_ascii=False, indent=2))
     else:
         misses = [r for r in rows if not r["ok"]]
         if misses and not args.quiet:
@@ -392,6 +409,10 @@ def _eval_conversations(args: argparse.Namespace) -> int:
     from .evaluation import conversation_metrics, conversation_rows, load_conversations, squad_corpus
 
     conversations = load_conversations(args.gold)
+    if args.part:
+        conversations = [c for c in conversations if c.turns[0].part == args.part]
+        if not conversations:
+            raise QAError(f"No conversation of {args.gold} is in part {args.part!r}.")
     articles = squad_corpus(args.squad)[0] if args.squad else None
     ask = _asker(args, articles, conversations[0].turns[0].question)
     if args.no_history:  # the baseline the conversation figures are compared with: every turn asked alone
@@ -495,6 +516,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--user", help="login name for an app with QA_AUTH (the password comes from QA_PASSWORD)")
     e.add_argument("--squad", help="a SQuAD v1.1/v2.0 JSON file: all its articles in one index")
     e.add_argument("--sample", type=int, help="ask a random sample of N questions")
+    e.add_argument("--part", help='only the lines of this part ("tuning" or "held-out" in the news gold sets)')
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--show", type=int, default=25, help="misses to print")
     e.add_argument("--quiet", action="store_true", help="metrics only")

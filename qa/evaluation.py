@@ -41,6 +41,8 @@ class GoldQuestion:
     history: tuple[dict, ...] = ()  # chat messages asked before it ({"role", "content"}), oldest first
     scope: tuple[str, ...] | None = None  # the article ids it is asked about (None: every article)
     wrong: tuple[str, ...] = ()  # sentences that are a wrong answer to it (staff feedback)
+    kind: str | None = None  # "fact", "yes_no", "unanswerable", ... (news gold sets)
+    part: str | None = None  # "tuning" or "held-out" (news gold sets)
 
     @property
     def answerable(self) -> bool:
@@ -92,9 +94,12 @@ def load_gold(path: str | Path) -> list[GoldQuestion]:
             raise GoldSetError(f'{p}:{n}: "scope" must be a non-empty list of article ids.')
         if not isinstance(wrong, list) or not all(isinstance(w, str) and w.strip() for w in wrong):
             raise GoldSetError(f'{p}:{n}: "wrong" must be a list of sentences (strings).')
+        kind, part = row.get("kind"), row.get("part")
+        if not all(v is None or isinstance(v, str) for v in (kind, part, row.get("article"))):
+            raise GoldSetError(f'{p}:{n}: "article", "kind" and "part" must be strings.')
         out.append(GoldQuestion(row["id"], row["question"], answer, tuple(evidence), row.get("article"), tuple(short),
                                 tuple({"role": m["role"], "content": m["content"]} for m in history),
-                                tuple(scope) if scope else None, tuple(wrong)))
+                                tuple(scope) if scope else None, tuple(wrong), kind, part))
     if not out:
         raise GoldSetError(f"{p}: the gold set has no questions.")
     latest = {g.id: g for g in out}  # feedback judged again: the last line of an id counts
@@ -160,6 +165,64 @@ def span_scores(result: dict, gold: GoldQuestion) -> tuple[float, float]:
     return best_em, best_f1
 
 
+def status_of(result: dict) -> str:
+    """answered / uncertain / abstained (results of older servers carry only `abstained`)."""
+    return result.get("status") or ("abstained" if result["abstained"] else "answered")
+
+
+def wrong_bold(result: dict, gold: GoldQuestion) -> bool:
+    """A bold short answer shown that is not one of the gold short answers (nor holds one, nor is held by one)."""
+    span = ((result.get("answer") or {}).get("span") or {}).get("text")
+    if not span or status_of(result) != "answered":
+        return False
+    pred = " ".join(_squad_normalize(span))
+    for g in gold.short:
+        truth = " ".join(_squad_normalize(g))
+        if pred == truth or (truth and truth in pred) or (pred and pred in truth):
+            return False
+    return True
+
+
+def is_fact_question(gold: GoldQuestion) -> bool:
+    """An answerable question with a short answer (news sets mark them kind "fact"; SQuAD's all have one)."""
+    return gold.answerable and bool(gold.short) and gold.kind in (None, "fact")
+
+
+def risk_coverage(golds: Sequence[GoldQuestion], results: Sequence[dict], steps: int = 20) -> list[dict]:
+    """For confidence thresholds 0, 1/steps, ..., 1: what answering only at or above it would give (questions the
+    rules refused, or without a confidence, are never answered): answered share, coverage (answerable questions
+    answered right) and risk (wrong among answered; an unanswerable question answered is wrong)."""
+    rows = [(r.get("confidence"), g.answerable and answer_correct(r, g), g.answerable)
+            for g, r in zip(golds, results) if r.get("answer") is not None or r.get("confidence") is not None]
+    n_answerable = sum(g.answerable for g in golds)
+    out = []
+    for i in range(steps + 1):
+        t = i / steps
+        taken = [(right, answerable) for c, right, answerable in rows if c is not None and c >= t and right is not None]
+        n = len(taken)
+        right_n = sum(1 for right, _ in taken if right)
+        out.append({"threshold": round(t, 4), "answered": round(n / len(golds), 4) if golds else None,
+                    "coverage": round(right_n / n_answerable, 4) if n_answerable else None,
+                    "risk": round(1 - right_n / n, 4) if n else None})
+    return out
+
+
+def reliability(golds: Sequence[GoldQuestion], results: Sequence[dict], bins: int = 10) -> list[dict]:
+    """The reliability diagram's points: per confidence bin, the questions whose reply quoted a sentence (answered or
+    uncertain), their mean confidence and how often the sentence was right (an unanswerable question's never is)."""
+    pairs = [(r["confidence"], g.answerable and answer_correct(r, g)) for g, r in zip(golds, results)
+             if r.get("confidence") is not None and r.get("answer") is not None]
+    out = []
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        inside = [(c, ok) for c, ok in pairs if lo <= c < hi or (b == bins - 1 and c == hi)]
+        if inside:
+            out.append({"bin": [round(lo, 4), round(hi, 4)], "n": len(inside),
+                        "mean_confidence": round(sum(c for c, _ in inside) / len(inside), 4),
+                        "right": round(sum(ok for _, ok in inside) / len(inside), 4)})
+    return out
+
+
 def percentile(values: Sequence[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -184,6 +247,8 @@ def compute_metrics(golds: Sequence[GoldQuestion], results: Sequence[dict], late
     na, nl, nu = len(answerable), len(located), len(unanswerable)
     passages = [len(p["text"]) for r in results for p in r["passages"]]
     spans = [(span_scores(r, g)) for g, r in located if g.short]
+    answered = [(g, r) for g, r in zip(golds, results) if status_of(r) == "answered" and (g.located or not g.answerable)]
+    facts = [(g, r) for g, r in located if is_fact_question(g)]
     return {
         "questions": len(golds), "answerable": na, "unanswerable": nu, "k": k,
         "hit@1": rate((r == 1 for r in ranks), nl),
@@ -191,6 +256,12 @@ def compute_metrics(golds: Sequence[GoldQuestion], results: Sequence[dict], late
         f"hit@{k}": rate((r is not None and r <= k for r in ranks), nl),
         f"mrr@{k}": round(sum(1 / r for r in ranks if r is not None and r <= k) / nl, 4) if nl else None,
         "answer_accuracy": rate((answer_correct(r, g) for g, r in located), nl),
+        "coverage": rate((status_of(r) == "answered" and answer_correct(r, g) for g, r in located), nl),
+        "answered_precision": rate((g.answerable and answer_correct(r, g) for g, r in answered), len(answered)),
+        "unanswerable_answered": rate((status_of(r) == "answered" for _, r in unanswerable), nu),
+        "uncertain": rate((status_of(r) == "uncertain" for r in results), len(results)),
+        "fact_questions": len(facts),
+        "wrong_bold": rate((wrong_bold(r, g) for g, r in facts), len(facts)),
         "correct_abstentions": rate((r["abstained"] for _, r in unanswerable), nu),
         "false_abstentions": rate((r["abstained"] for _, r in answerable), na),
         "wrong_repeated": rate((repeats_wrong(r, g) for g, r in judged_wrong), len(judged_wrong)),
@@ -353,7 +424,8 @@ def load_conversations(path: str | Path) -> list[GoldConversation]:
                 raise GoldSetError(f'{p}:{n}: turn {t}: an answerable turn needs an "answer" string and "evidence" quotes.')
             if not isinstance(evidence, list) or not all(isinstance(e, str) and e.strip() for e in evidence):
                 raise GoldSetError(f'{p}:{n}: turn {t}: "evidence" must be a list of non-empty strings.')
-            turns.append(GoldQuestion(f"{row['id']}/{t}", turn["question"], answer, tuple(evidence), row.get("article")))
+            turns.append(GoldQuestion(f"{row['id']}/{t}", turn["question"], answer, tuple(evidence), row.get("article"),
+                                      part=row.get("part")))
             kinds.append(turn.get("kind"))
             rewrites.append(turn.get("interpreted_as"))
         out.append(GoldConversation(row["id"], tuple(turns), tuple(kinds), tuple(rewrites)))
