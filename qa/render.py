@@ -11,9 +11,9 @@ the turn it shows (`qa-shows-<id>`), so the page's script (qa/assets/chat.js) ca
 passage is the one in view, or ask for its own reply's article and passages first. The script also copies a
 reply as plain text and sends its 👍 / 👎.
 
-A reply is drawn by the function of its kind (`REPLY_BODIES`: answered, abstained; a further kind of reply, such
-as an uncertain one, is one more entry), inside the frame every reply shares: how the question was understood,
-the article it quotes, warnings, and the actions.
+A reply is drawn by the function of its kind (`REPLY_BODIES`: answered; uncertain, where the article may not
+answer and the closest sentence is quoted as such, never with a bold short answer; abstained), inside the frame
+every reply shares: how the question was understood, the article it quotes, warnings, and the actions.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ import html
 from collections.abc import Mapping, Sequence
 
 NOT_SAID = "The article does not say."
+MAY_NOT_SAY = "The article may not answer this."
+CLOSEST_QUOTE = "The closest it comes"
 CLOSEST_LABEL = "Closest passages (not answers)"
 SOURCES_LABEL = "Sources"
 
@@ -86,8 +88,13 @@ def _passage_list(passages: Sequence[Mapping], *, mark_rank: int | None, span: M
 def plain_reply(result: Mapping) -> str:
     """The reply as plain text, for the copy button: the answer, then the citations as "[1] Title, date, ¶8"."""
     lines = []
-    if result.get("abstained") or not result.get("answer"):
+    kind = reply_kind(result)
+    if kind == "abstained":
         lines.append(result.get("reason") or NOT_SAID)
+        heading = CLOSEST_LABEL
+    elif kind == "uncertain":
+        a = result["answer"]
+        lines.append(f"{result.get('reason') or MAY_NOT_SAY} {CLOSEST_QUOTE}: “{a['text'].strip()}” [{a['citation']}]")
         heading = CLOSEST_LABEL
     else:
         a = result["answer"]
@@ -131,7 +138,24 @@ def _abstained(result: Mapping) -> list[str]:
     return parts
 
 
-REPLY_BODIES = {"answered": _answered, "abstained": _abstained}
+def _uncertain(result: Mapping) -> list[str]:
+    """The article may not answer: said first, then the closest sentence quoted as the closest text (never a bold
+    short answer), then the closest passages, collapsed."""
+    passages = result.get("passages") or []
+    a = result["answer"]
+    cited = next((p for p in passages if int(p["rank"]) == int(a["citation"])), None)
+    link = f" {_cite_link(cited)}" if cited else ""
+    sentence = a["text"].strip()
+    quoted = esc(sentence) if sentence[:1] in "\"“'‘" else f"<q>{esc(sentence)}</q>"
+    parts = [f'<p class="qa-uncertain" role="note"><strong>{esc(result.get("reason") or MAY_NOT_SAY)}</strong> '
+             f'{CLOSEST_QUOTE}:</p>', f'<blockquote class="qa-closest-quote">{quoted}{link}</blockquote>']
+    if passages:
+        parts.append(f'<details class="qa-closest"><summary>{CLOSEST_LABEL} ({len(passages)})</summary>'
+                     f'{_passage_list(passages, mark_rank=a["citation"], span=None)}</details>')
+    return parts
+
+
+REPLY_BODIES = {"answered": _answered, "uncertain": _uncertain, "abstained": _abstained}
 
 
 def reply_kind(result: Mapping) -> str:

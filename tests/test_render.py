@@ -191,8 +191,25 @@ def test_the_kind_of_reply_decides_how_it_is_drawn():
 
     assert reply_kind(answered()) == "answered"
     assert reply_kind({**answered(), "abstained": True}) == "abstained"
-    assert reply_kind({**answered(), "status": "uncertain"}) == "answered"  # a kind this chat does not draw yet
-    assert set(REPLY_BODIES) == {"answered", "abstained"}
+    assert reply_kind({**answered(), "status": "uncertain"}) == "uncertain"
+    assert reply_kind({**answered(), "status": "later"}) == "answered"  # a kind this chat does not draw
+    assert set(REPLY_BODIES) == {"answered", "uncertain", "abstained"}
+
+
+def test_an_uncertain_reply_says_so_first_and_quotes_the_closest_sentence_without_bold():
+    from qa.render import plain_reply
+
+    a = answered(span={"start": 120, "end": 126, "text": "answer"})
+    assert "<strong>answer</strong>" in render_reply(a)  # bold when answered
+    r = {**a, "status": "uncertain", "confidence": 0.4, "reason": "The article may not say when the agency knew."}
+    html_ = render_reply(r)
+    caveat = html_.index("The article may not say when the agency knew.")
+    assert 'class="qa-uncertain" role="note"' in html_ and caveat < html_.index("qa-closest-quote")
+    assert "qa-short" not in html_ and "<strong>answer</strong>" not in html_
+    assert "Closest passages (not answers)" in html_ and "Sources (" not in html_
+    text = plain_reply(r)
+    assert text.startswith("The article may not say when the agency knew. The closest it comes: “")
+    assert "Closest passages (not answers):" in text
 
 
 def test_the_chat_is_drawn_from_a_transcript():
