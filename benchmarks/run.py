@@ -64,7 +64,8 @@ K = 3
 APP_THREADS = "1"  # app.py's default QA_THREADS: the in-process comparison runs with the same setting
 
 TARGETS = {
-    "warm": 1.0,  # warm ask p50 <= 1.0 x floor (the honest-answers issue: with the reader; 0.6 before it)
+    "warm": 3.0,  # warm ask p50 <= 3 x floor (the answer-confidence issue: the reader reads every candidate sentence
+    # of the best passages; 1.0 before it, 0.6 before the reader)
     "http_ms": 8.0,  # HTTP p50 <= warm ask p50 + 8 ms
     "scale4": 1.7,  # 4-client throughput >= 1.7 x one client
     "cold": 0.8,  # cold start <= 0.8 x bare floor process
@@ -366,6 +367,7 @@ if corpus == "seed":
 else:
     articles, _ = squad(corpus == "squad-quick")
     engine = open_engine(folder, backend, articles=articles, sources=[str(SQUAD)])
+engine.warm_up()
 engine.ask("warm up the engine", K)
 print(json.dumps({"backend": engine.embedder.backend, "passages": len(engine.index.chunks),
                   "torch_imported": "torch" in sys.modules}), flush=True)
@@ -417,6 +419,10 @@ def bench_ask(name: str, engines: dict[str, AskWorker], golds, floor_block, roun
     floor_lat: list[float] = []
     blocks: list[dict[str, list[float]]] = []  # per block: floor and each backend's samples
     lat = {b: [] for b in engines}
+    # the first pass alone: questions never seen by the process (spaCy's parses are cached by text, so later
+    # passes over the same questions skip them; a user's new question does not)
+    first_lat: dict[str, list[float]] = {b: [] for b in engines}
+    first_floor: list[float] = []
     first = {b: [None] * len(golds) for b in engines}
     changed = {b: 0 for b in engines}
     for r in range(rounds):
@@ -426,11 +432,15 @@ def bench_ask(name: str, engines: dict[str, AskWorker], golds, floor_block, roun
             time.sleep(SETTLE_S)
             t = floor_block(qs)
             floor_lat += t
+            if r == 0:
+                first_floor += t
             blocks.append({"floor": t})
             for b in engines:  # ONNX first: right after a PyTorch block its threads would still be spinning
                 time.sleep(SETTLE_S)
                 t, res = engines[b].block(qs)
                 lat[b] += t
+                if r == 0:
+                    first_lat[b] += t
                 blocks[-1][b] = t
                 for i, x in enumerate(res):
                     if first[b][b0 + i] is None:
@@ -455,6 +465,8 @@ def bench_ask(name: str, engines: dict[str, AskWorker], golds, floor_block, roun
         out[b] = {
             "backend": engine.info["backend"], "passages": engine.info["passages"], "samples": len(lat[b]),
             "ms_p50": ms(pct(lat[b], 0.5)), "ms_p95": ms(pct(lat[b], 0.95)), "ratio_p50": round(pct(lat[b], 0.5) / floor_p50, 3),
+            "first_pass": {"ms_p50": ms(pct(first_lat[b], 0.5)),
+                           "ratio_p50": round(pct(first_lat[b], 0.5) / pct(first_floor, 0.5), 3)},
             "quality": {key: m[key] for key in ("questions", "answerable", "hit@1", "hit@3", "answer_accuracy",
                                                 "correct_abstentions", "false_abstentions")},
             "answers_changed_between_rounds": changed[b],
