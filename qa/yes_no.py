@@ -23,6 +23,9 @@ LIGHT_VERBS = frozenset("be have do say tell think believe know expect want plan
                         "claim report suggest confirm deny accord".split())  # "according to their lawyer"
 
 
+_CONTENT = frozenset({"VERB", "NOUN", "ADJ", "PROPN", "ADV"})
+
+
 @lru_cache(maxsize=1)
 def _related() -> dict[str, frozenset[str]]:
     """lemma -> its WordNet synonyms and antonyms (first four senses of each part of speech), from the asset
@@ -47,11 +50,15 @@ def predicates(question: str) -> list[str]:
     from .nlp import parse
 
     doc = parse(question)
+    if any(t.dep_ == "prt" for t in doc):  # "come forward", "turn up": the event is the phrase, which WordNet's
+        return []  # relatives of its verb do not give
     verbs = [t.lemma_.lower() for t in doc if t.pos_ == "VERB" and t.dep_ != "amod" and not t.is_stop
              and t.lemma_.lower() not in LIGHT_VERBS]  # "the ACCUSED officer" names the officer, it asks no event
     if verbs:
         return list(dict.fromkeys(verbs))
-    subject = {t.i for t in doc if t.dep_ in ("nsubj", "nsubjpass") and t.head.dep_ == "ROOT"}
+    # the subject with its modifiers ("the ALLEGED victim") is who is asked about, not the event
+    subject = {w.i for t in doc if t.dep_ in ("nsubj", "nsubjpass") and t.head.dep_ == "ROOT"
+               for w in (t, *(c for c in t.children if c.dep_ in ("amod", "compound")))}
     return list(dict.fromkeys(t.lemma_.lower() for t in doc if t.pos_ in ("NOUN", "ADJ") and not t.is_stop
                               and t.i not in subject))
 
@@ -68,5 +75,6 @@ def settles(question: str, texts: Iterable[str]) -> bool | None:
 
     lemmas: set[str] = set()
     for text in texts:
-        lemmas.update(t.lemma_.lower() for t in parse(text))
+        # words that carry meaning: not "can" (a modal) for "can" (to fire), nor any other stop word
+        lemmas.update(t.lemma_.lower() for t in parse(text) if not t.is_stop and t.pos_ in _CONTENT)
     return any(related(w) & lemmas for w in wanted)

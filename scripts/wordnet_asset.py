@@ -4,8 +4,8 @@
     python scripts/wordnet_asset.py [--wordnet /usr/share/wordnet] [--out qa/assets/wordnet-related.tsv.gz]
 
 One line per lemma and part of speech (verb, adjective, noun): the lemma, a tab, the other words of the synsets of
-its first four senses and the words of their antonym and derivationally related synsets ("agree" ~ "disagree",
-"tip" ~ "tipster"), space-separated (multi-word entries keep WordNet's "_"). qa/yes_no.py reads it to tell whether a passage speaks of the event a yes/no question asks about. The file is
+its first four senses and their antonyms and derivationally related words ("agree" ~ "disagree", "tip" ~
+"tipster"), space-separated (multi-word entries keep WordNet's "_"). qa/yes_no.py reads it to tell whether a passage speaks of the event a yes/no question asks about. The file is
 made once and shipped (WordNet's licence allows it with its notice: qa/assets/WORDNET-LICENSE), so the service
 needs no system package.
 """
@@ -31,8 +31,11 @@ def _data(folder: Path, pos: str) -> dict[str, tuple[list[str], list[tuple[str, 
         words = [f[4 + 2 * i].lower() for i in range(n)]
         pointers = int(f[4 + 2 * n])
         ptr = f[5 + 2 * n : 5 + 2 * n + 4 * pointers]
-        # antonyms ("!") and derivationally related forms ("+": "tip" ~ "tipster") of the synset's words
-        linked = [(ptr[4 * i + 2], ptr[4 * i + 1]) for i in range(pointers) if ptr[4 * i] in ("!", "+")]
+        # antonyms ("!") and derivationally related forms ("+": "tip" ~ "tipster") of the synset's words: lexical
+        # pointers, from one word to one word (source/target "sstt", hex), so only the target word is taken ("fire"
+        # ~ "hire", not "hire"'s synonym "engage")
+        linked = [(ptr[4 * i + 2], ptr[4 * i + 1], int(ptr[4 * i + 3][2:], 16)) for i in range(pointers)
+                  if ptr[4 * i] in ("!", "+")]
         out[f[0]] = ([w.split("(")[0] for w in words], linked)
     return out
 
@@ -57,8 +60,9 @@ def main() -> int:
             for o in offsets:
                 synonyms, linked = data[o]
                 words.update(synonyms)
-                for other_pos, offset in linked:
-                    words.update(data_of[names[other_pos]][offset][0])
+                for other_pos, offset, target in linked:
+                    targets = data_of[names[other_pos]][offset][0]
+                    words.update(targets if target == 0 else targets[target - 1 : target])
             words.discard(lemma)
             if words:
                 lines.append(f"{lemma}\t{' '.join(sorted(words))}")

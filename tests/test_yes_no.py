@@ -31,3 +31,13 @@ def test_an_event_the_text_never_speaks_of_is_not_settled():
     assert settles("Did the agency receive information?", [SEED]) is True
     assert settles("Has the agency confirmed the claims?", ["The agency denied the claims."]) is True  # an antonym
     assert settles("Who received the information?", [SEED]) is None  # not a yes/no question
+
+
+def test_only_the_asked_word_and_its_own_relatives_settle_it():
+    # the seed article's "officers ... may have engaged in" and "can" once settled "Was the officer fired?": "engage"
+    # is a synonym of fire's antonym "hire" (not itself an antonym), and the modal "can" is not the verb "can" (sack)
+    assert "hire" in related("fire") and "engage" not in related("fire")
+    assert settles("Was the officer fired?", ["Other officers may have engaged in such conduct, and they can talk."]) is False
+    assert settles("Was the officer fired?", ["The department dismissed the officer on Friday."]) is True
+    assert predicates("Was the alleged victim a minor?") == ["minor"]  # who is asked about is not the event
+    assert predicates("Did the probe turn up any other complaints?") == []  # a phrasal verb: nothing to look for
