@@ -385,7 +385,8 @@ class Engine:
                               "would not mean what it thinks. Run `python -m qa.fit_confidence`, or restore models/ from git.")
         s = self.settings
         answered = model.answered if s.answered_above is None else s.answered_above
-        uncertain = model.uncertain if s.uncertain_above is None else s.uncertain_above
+        # QA_ANSWERED_ABOVE alone under the model's uncertain threshold: nothing is uncertain
+        uncertain = min(model.uncertain, answered) if s.uncertain_above is None else s.uncertain_above
         if uncertain > answered:
             raise ConfigError(f"The uncertain threshold {uncertain:.2f} is above the answered one {answered:.2f} "
                               "(QA_ANSWERED_ABOVE / QA_UNCERTAIN_ABOVE and the model's own); set both, or lower "

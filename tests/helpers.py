@@ -194,6 +194,29 @@ def seed_engine(tmp_path_factory):
     return _SEED_ENGINE["engine"]
 
 
+@pytest.fixture(scope="session")
+def seed_reader_engine(seed_engine):
+    """The seed engine with both confidence thresholds at 0: every question the rules let through is `answered`.
+    For tests of which sentence and which short answer the stages choose, whatever thresholds the confidence model
+    was last fitted with (the statuses themselves are tested in test_decide.py and test_confidence_chat.py)."""
+    import copy
+    from dataclasses import replace
+
+    engine = copy.copy(seed_engine)
+    engine.__dict__.pop("confidence_model", None)
+    engine.settings = replace(seed_engine.settings, answered_above=0.0, uncertain_above=0.0)
+    return engine
+
+
+def not_answered(reply: dict, says: str) -> bool:
+    """The reply does not present an answer (refused, or uncertain with the closest sentence) and its reason is
+    `says`, "The article does not say ..." (refused) or its uncertain form "The article may not say ..."."""
+    if reply["status"] == "abstained":
+        return reply["answer"] is None and reply["reason"] == says
+    may_not = says.replace("does not say", "may not say", 1)
+    return reply["status"] == "uncertain" and reply["answer"]["span"] is None and reply["reason"] == may_not
+
+
 def history(*pairs: tuple[str, str]) -> list:
     """Chat turns from (question, reply) pairs, oldest first."""
     from qa.validation import Turn

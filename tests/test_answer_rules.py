@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from helpers import SMALL_CORPUS, FakeEmbedder, seed_engine, write_articles, qa_clean_env  # noqa: F401 - fixtures
+from helpers import (SMALL_CORPUS, FakeEmbedder, not_answered, qa_clean_env, seed_engine,  # noqa: F401 - fixtures
+                     seed_reader_engine, write_articles)
 from qa import Engine, resolve_settings
 from qa.evaluation import GoldQuestion, span_scores
 from qa.grounding import expected_type, has_type, headline_only_words, span_fits, unmatched_offices, wants_short_answer
@@ -139,15 +140,16 @@ def test_the_reader_can_be_switched_off(tmp_path):
 ])
 def test_near_topic_questions_the_article_does_not_answer_are_refused(seed_engine, question, reason):
     answer = seed_engine.ask(question).to_json()
-    assert answer["abstained"] and answer["answer"] is None
+    assert answer["status"] != "answered"  # refused, or its closest sentence shown as uncertain, never bold
     if reason:
-        assert answer["reason"] == reason
+        assert not_answered(answer, reason)
     assert answer["details"] and "QA_" not in answer["reason"]
     assert answer["passages"] and all(p["closest"] for p in answer["passages"])
 
 
 @pytest.mark.slow
-def test_a_factual_question_gets_its_short_answer_with_exact_offsets(seed_engine):
+def test_a_factual_question_gets_its_short_answer_with_exact_offsets(seed_reader_engine):
+    seed_engine = seed_reader_engine  # which span the stages choose, whatever the fitted thresholds
     answer = seed_engine.ask("When did the agency receive the information?").to_json()
     span = answer["answer"]["span"]
     assert span["text"] == "July 6"
@@ -162,4 +164,4 @@ def test_a_factual_question_gets_its_short_answer_with_exact_offsets(seed_engine
 def test_a_refusal_writes_the_articles_acronyms_as_the_article_does(seed_engine):
     assert seed_engine.index.acronyms == {"copa": "COPA", "cpd": "CPD", "fox": "FOX"}
     r = seed_engine.ask("when will copa finish").to_json()
-    assert r["abstained"] and r["reason"] == "The article does not say when COPA will finish."
+    assert not_answered(r, "The article does not say when COPA will finish.")

@@ -66,14 +66,15 @@ def same_model(seed_engine, monkeypatch):
 
 
 @pytest.mark.slow
-def test_ask_prints_the_answer_and_numbered_passages(seed_index, same_model, capsys):
+def test_ask_prints_the_answer_and_numbered_passages(seed_index, same_model, capsys, monkeypatch):
+    monkeypatch.setenv("QA_ANSWERED_ABOVE", "0")  # the answered form, whatever the fitted thresholds
     code = main(["ask", VICTIMS, "--index", str(seed_index)])
     out = capsys.readouterr().out
     assert code == 0
     lines = out.splitlines()
     assert lines[0].startswith("Answer: ")
     assert VICTIMS_QUOTE in lines[0]
-    assert lines[0].endswith(" [1]")
+    assert re.search(r" \[1\]( \(confidence 0\.\d\d\))?$", lines[0])  # the citation, then how sure
     headers = [line for line in lines if re.match(r"\[\d\] ", line)]
     assert [h[:3] for h in headers] == ["[1]", "[2]", "[3]"]
     assert ", 2023-07-18, paragraph 8, characters " in headers[0]
@@ -84,6 +85,20 @@ def test_ask_prints_the_answer_and_numbered_passages(seed_index, same_model, cap
     shown = " ".join(out.split(headers[0], 1)[1].split("\n\n")[0].split())
     assert shown.replace("»", "").replace("«", "") == " ".join(raw[start:end].split())
     assert "»" in shown and "«" in shown  # the answer sentence is marked
+
+
+@pytest.mark.slow
+def test_an_uncertain_reply_says_so_before_the_closest_sentence(seed_index, same_model, capsys, monkeypatch):
+    monkeypatch.setenv("QA_ANSWERED_ABOVE", "1")  # nothing is sure enough to be an answer ...
+    monkeypatch.setenv("QA_UNCERTAIN_ABOVE", "0")  # ... and nothing the rules let through is refused
+    assert main(["ask", VICTIMS, "--index", str(seed_index)]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith("The article may not say whether any victims were identified. The closest it comes")
+    assert VICTIMS_QUOTE in first and first.endswith(" [1]") and not first.startswith("Answer: ")
+    assert main(["ask", VICTIMS, "--json", "--index", str(seed_index)]) == 0
+    reply = json.loads(capsys.readouterr().out)
+    assert reply["status"] == "uncertain" and not reply["abstained"] and reply["answer"]["span"] is None
+    assert 0 < reply["confidence"] < 1
 
 
 @pytest.mark.slow

@@ -1,9 +1,10 @@
 """The three kinds of reply, as a reader and a screen reader meet them, in headless Chromium against `python app.py`
 (the real model, reader and confidence model, on the seed article): an answer with its bold short answer, an
 uncertain reply that says first that the article may not answer and quotes the closest sentence as such, never
-bold, and a refusal. The app runs with QA_UNCERTAIN_ABOVE=0, so a question the rules let through is never refused
-by its confidence alone: which reply a question gets then depends only on rules this test can rely on (a name the
-article never mentions; a yes/no question about an event its passages never speak of), not on fitted numbers."""
+bold, and a refusal. The app runs with both thresholds at 0 (QA_ANSWERED_ABOVE, QA_UNCERTAIN_ABOVE), so a question
+the rules let through is answered whatever its confidence: which reply a question gets then depends only on rules
+this test can rely on (a name the article never mentions; a yes/no question about an event its passages never
+speak of), not on fitted numbers."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ REFUSED = "What did the governor say about the shelters?"  # it never mentions a
 
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
-    server = AppServer(make_project(tmp_path_factory), {"QA_WORKERS": "0", "QA_UNCERTAIN_ABOVE": "0"})
+    server = AppServer(make_project(tmp_path_factory), {"QA_WORKERS": "0", "QA_ANSWERED_ABOVE": "0", "QA_UNCERTAIN_ABOVE": "0"})
     try:
         yield server.wait()
     finally:

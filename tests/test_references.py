@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from helpers import converse, history, seed_article_path, seed_engine  # noqa: F401 - fixture
+from helpers import converse, history, seed_article_path, seed_engine, seed_reader_engine  # noqa: F401 - fixtures
 from qa.conversation import definite_noun, demonstrative_noun, resolve
 from qa.references import article_gender, gender_lookup, referent_lookup
 
@@ -115,9 +115,9 @@ def test_that_bureau_is_spelled_out_with_the_name_the_article_gives_it():
 
 
 @pytest.mark.slow
-def test_which_district_in_the_issues_conversation(seed_engine):
+def test_which_district_in_the_issues_conversation(seed_reader_engine):
     # "Which district?" was refused ("The article does not say"), and the 10th District is in the article
-    _, which = converse(seed_engine, "Were any victims identified?", "Who said that?", "What is her role?",
+    _, which = converse(seed_reader_engine, "Were any victims identified?", "Who said that?", "What is her role?",
                         "Which district?")
     assert not which["abstained"] and "10th District" in which["answer"]["text"]
     # the short answer is the district named, with offsets into the file (not the reader's "Chicago" or "10th")
