@@ -194,18 +194,23 @@ def seed_engine(tmp_path_factory):
     return _SEED_ENGINE["engine"]
 
 
-@pytest.fixture(scope="session")
-def seed_reader_engine(seed_engine):
-    """The seed engine with both confidence thresholds at 0: every question the rules let through is `answered`.
-    For tests of which sentence and which short answer the stages choose, whatever thresholds the confidence model
-    was last fitted with (the statuses themselves are tested in test_decide.py and test_confidence_chat.py)."""
+def answering(engine):
+    """The engine with both confidence thresholds at 0: every question the rules let through is `answered`. For
+    tests of which sentence and which short answer the stages choose, whatever thresholds the confidence model was
+    last fitted with (the statuses themselves are tested in test_decide.py and test_confidence_chat.py)."""
     import copy
     from dataclasses import replace
 
-    engine = copy.copy(seed_engine)
-    engine.__dict__.pop("confidence_model", None)
-    engine.settings = replace(seed_engine.settings, answered_above=0.0, uncertain_above=0.0)
-    return engine
+    out = copy.copy(engine)
+    out.__dict__.pop("confidence_model", None)
+    out.settings = replace(engine.settings, answered_above=0.0, uncertain_above=0.0)
+    return out
+
+
+@pytest.fixture(scope="session")
+def seed_reader_engine(seed_engine):
+    """The seed engine, answering (above)."""
+    return answering(seed_engine)
 
 
 def not_answered(reply: dict, says: str) -> bool:

@@ -143,7 +143,9 @@ def test_adding_while_eight_clients_ask_fails_no_request_and_mixes_no_index(app)
         t.join(60)
     assert status == 201, entry
     after = {q: api_ask(app.url, {"question": q})[1] for q in questions}
-    assert len(results) > 40 and all(s == 200 for _, s, _ in results)
+    # questions were in flight all through the add (two each at least; an ask reads 4 candidate sentences since
+    # the confidence issue, so fewer fit in the second than the 40 once asked for)
+    assert len(results) >= 16 and all(s == 200 for _, s, _ in results)
     strip = lambda r: {k: v for k, v in r.items() if k != "warnings"}  # noqa: E731
     for q, _, result in results:
         assert strip(result) in (strip(before[q]), strip(after[q])), q
