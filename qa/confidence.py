@@ -169,7 +169,8 @@ class ConfidenceModel:
         except ValueError as exc:
             raise ConfigError(f"The confidence model {path} is not valid JSON ({exc}); {fix}.") from None
         if not isinstance(data, dict) or data.get("version") != MODEL_VERSION:
-            raise ConfigError(f"The confidence model {path} has version {data.get('version') if isinstance(data, dict) else None!r}; "
+            version = data.get("version") if isinstance(data, dict) else None
+            raise ConfigError(f"The confidence model {path} has version {version!r}; "
                               f"this code reads version {MODEL_VERSION}; {fix}.")
         if data.get("features") != list(FEATURES):
             raise ConfigError(f"The confidence model {path} was fitted on other features ({data.get('features')}); {fix}.")

@@ -91,7 +91,8 @@ def refusal_by_rule(resolved: Resolved, retrieved: Retrieved, index: StoredIndex
     if aside:
         named = " and ".join(repr(_as_written(w, names)) for w in aside[:3])
         return Refusal("headline-only",
-                       f"{the} {'mention' if several else 'mentions'} {named} only in a related-story headline, not in the story.",
+                       f"{the} {'mention' if several else 'mentions'} {named} only in a related-story headline, "
+                       "not in the story.",
                        f"{named}: in no passage of story text, only in lines set aside as headlines or promos")
     missing = unmatched_names(names, vocabulary)
     in_names = {w.lower() for name in missing for w in name.split()}

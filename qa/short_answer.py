@@ -67,7 +67,8 @@ def asked_labels(question: str) -> frozenset[str] | None:
     doc = parse(question)
     if re.match(r"^(who|whom|whose)\b", q):
         root = next((t for t in doc if t.dep_ == "ROOT"), None)
-        if root is not None and root.lemma_ == "be" and any(t.dep_ in ("nsubj", "attr") and t.pos_ == "PROPN" for t in root.children):
+        if root is not None and root.lemma_ == "be" and any(t.dep_ in ("nsubj", "attr") and t.pos_ == "PROPN"
+                                                           for t in root.children):
             return None  # "Who is Kersten?": a role, not an entity (the appositive rule above handles it)
         return PERSON | ORGANISATION | frozenset({"NORP"})
     if re.match(r"^(what|which)\b", q):

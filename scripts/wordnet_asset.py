@@ -5,7 +5,8 @@
 
 One line per lemma and part of speech (verb, adjective, noun): the lemma, a tab, the other words of the synsets of
 its first four senses and their antonyms and derivationally related words ("agree" ~ "disagree", "tip" ~
-"tipster"), space-separated (multi-word entries keep WordNet's "_"). qa/yes_no.py reads it to tell whether a passage speaks of the event a yes/no question asks about. The file is
+"tipster"), space-separated (multi-word entries keep WordNet's "_"). qa/yes_no.py reads it to tell whether a
+passage speaks of the event a yes/no question asks about. The file is
 made once and shipped (WordNet's licence allows it with its notice: qa/assets/WORDNET-LICENSE), so the service
 needs no system package.
 """
