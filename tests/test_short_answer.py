@@ -57,3 +57,14 @@ def test_a_tie_is_settled_by_the_reader_or_not_at_all():
     assert bold("Where were the officials from?", sentence) is None
     at = sentence.index("Ohio")
     assert bold("Where were the officials from?", sentence, (at, at + 4)) == "Ohio"
+
+
+def test_spacy_loads_without_importing_torch():
+    # an ask worker on onnxruntime must not import torch (0.5 s, 200 MB a process); thinc would, if it could
+    import subprocess
+    import sys
+
+    code = ("import sys; from qa.nlp import parse; from qa.yes_no import settles; parse('Was the officer fired?'); "
+            "settles('Was the officer fired?', ['He was dismissed.']); print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
