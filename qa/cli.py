@@ -31,7 +31,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     settings = _settings(args, articles=args.paths or None)
     t = time.perf_counter()
-    engine = Engine.open(settings, force=args.force, export_onnx=not args.no_onnx, progress=_progress())
+    engine = Engine.open(settings, force=args.force, export_onnx=not args.no_onnx, compact=True, progress=_progress())
     m = engine.index.manifest
     print(f"{m['counts']['articles']} article(s), {m['counts']['passages']} passages, model {m['model']['name']}, "
           f"queries on {engine.embedder.backend}, index {settings.index_dir}/ ({time.perf_counter() - t:.1f} s)")
@@ -185,8 +185,9 @@ def cmd_add(args: argparse.Namespace) -> int:
     if fmt == "auto" and args.file.lower().endswith((".html", ".htm")):
         fmt = "html"
     engine = Engine.open(_settings(args), progress=_progress())
+    # segments due for a merge are merged here when small; larger merges are left to the app or `qa build`
     entry = engine.add_article(data, title=args.title, date=args.date, url=args.url, source=args.source, fmt=fmt,
-                               log=_stderr_if_waiting)
+                               log=_stderr_if_waiting, merge="small")
     print(json.dumps(entry, ensure_ascii=False) if args.json else
           f"Added {entry['article']}: {entry['title']} ({entry['passages']} passages, {entry['path']})")
     return 0
@@ -210,7 +211,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     from .engine import Engine
 
     engine = Engine.open(_settings(args), progress=_progress())
-    entry = engine.remove_article(args.id, log=_stderr_if_waiting)
+    entry = engine.remove_article(args.id, log=_stderr_if_waiting, merge="small")
     print(f"Removed {entry['article']}: {entry['title']} ({entry['path']} deleted)")
     return 0
 

@@ -12,7 +12,7 @@ import os
 import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from functools import lru_cache
 from pathlib import Path
@@ -132,6 +132,8 @@ class Corpus:
     files: list[tuple[str, Path]] | None = None  # (id, path)
     articles: list[Article] | None = None
     max_bytes: int = 1_000_000
+    _paths: dict = field(default_factory=dict, repr=False)
+    _read: dict = field(default_factory=dict, repr=False)
 
     def __len__(self) -> int:
         return len(self.files if self.files is not None else self.articles or [])
@@ -140,12 +142,19 @@ class Corpus:
         return [i for i, _ in self.files] if self.files is not None else [a.id for a in self.articles or []]
 
     def read(self, article_id: str) -> tuple[Article, tuple[int, int] | None]:
-        """An article with the stamp (size, mtime) its file had before it was read."""
+        """An article with the stamp (size, mtime) its file had before it was read (read once while unchanged: a
+        build checks the corpus before and after taking the writer lock)."""
         if self.files is None:
             return next(a for a in self.articles or [] if a.id == article_id), None
-        path = dict(self.files)[article_id]
+        path = self._paths.setdefault("", dict(self.files))[article_id]  # type: ignore[index]
         stamp = _stamp_of(path)
-        return read_article(path, article_id, self.max_bytes), stamp
+        kept = self._read.get(article_id)
+        if kept is not None and kept[1] == stamp and stamp is not None:
+            return kept
+        article = read_article(path, article_id, self.max_bytes)
+        if len(self._read) < 2000:
+            self._read[article_id] = (article, stamp)
+        return article, stamp
 
 
 @dataclass
@@ -366,15 +375,15 @@ class Engine:
     @classmethod
     def open(cls, settings: Settings | None = None, *, articles: Sequence[Article] | None = None,
              sources: Sequence[str] | None = None, embedder: Embedder | None = None, force: bool = False,
-             export_onnx: bool = False, progress: bool = False, log: Log = _stderr,
+             export_onnx: bool = False, compact: bool = False, progress: bool = False, log: Log = _stderr,
              method: FusionMethod = "hybrid") -> Engine:
         """Open the index in `settings.index_dir` for the corpus, building, refreshing or repairing it when needed.
 
         The corpus is `articles` if given (already read, e.g. from SQuAD), else the files under
         `settings.articles`, else the sources recorded in the index, else `articles/`. A file whose size and mtime
         are those the index recorded is not read again. With `export_onnx` (what `qa build` does), the model is
-        exported to ONNX into the index folder, every index file is hashed, and the segments are merged into one;
-        passages are embedded by `build_embedder`. A stale, missing, damaged or older-format index is rebuilt (a
+        exported to ONNX into the index folder; with `compact` (`qa build` too), every index file is hashed and the
+        segments are merged into one, dropping removed articles' rows. Passages are embedded by `build_embedder`. A stale, missing, damaged or older-format index is rebuilt (a
         changed, added or removed article is a small new segment or a tombstone; only a model, chunking or format
         change embeds everything again) unless `settings.rebuild` is "never", which raises the error naming what is
         wrong instead. Changes hold the folder's writer lock (qa/locks.py): a second build waits, then finds the
@@ -411,8 +420,8 @@ class Engine:
             embedder = cls._query_embedder(settings, folder, export_onnx=export_onnx, log=log)
         chunking = cls.chunking_settings(settings, embedder)
         if not force and manifest is not None:
-            index, problem = _open_if_fresh(store, corpus, settings.model, chunking, verify=export_onnx)
-            if index is not None and problem is None and not (export_onnx and merge_plan(index, everything=True)):
+            index, problem = _open_if_fresh(store, corpus, settings.model, chunking, verify=compact)
+            if index is not None and problem is None and not (compact and merge_plan(index, everything=True)):
                 return cls(index, embedder, settings, method)
             if problem is not None and settings.rebuild == "never":
                 if isinstance(problem, Changes):
@@ -424,7 +433,7 @@ class Engine:
         with store.writing(log=log):
             current, changes = None, None
             if not force:  # another writer may have brought the index up to date while we waited
-                index, problem = _open_if_fresh(store, corpus, settings.model, chunking, verify=export_onnx)
+                index, problem = _open_if_fresh(store, corpus, settings.model, chunking, verify=compact)
                 if isinstance(problem, Changes):
                     log(f"Updating the index in {folder}/: {'; '.join(problem.notes)}")
                     changes = problem
@@ -447,11 +456,11 @@ class Engine:
                 builder = build_embedder(embedder, settings.model, build_precision(settings.build_precision))
                 index = _index_articles(store, current, corpus, changes, builder, settings.model, chunking, sources,
                                         embedder.dimension, progress=progress, log=log)
-            if export_onnx:
+            if compact:
                 plan = merge_plan(index, everything=True)
                 if plan:
                     log(f"Merging {len(plan)} segment(s) into one")
-                    index = store.merge(index, plan, log=log) or store.latest(None)
+                    index = store.merge(index, plan, log=log, locked=True) or store.latest(None)
         log(f"Index ready: {len(index.articles)} article(s), {len(index.chunks)} passages in {folder}/")
         return cls(index, embedder, settings, method)
 
@@ -678,14 +687,11 @@ class Engine:
     # --- merging segments -------------------------------------------------------------------------------------
 
     def _merge_if_due(self, index: StoredIndex, mode: MergeMode, log: Log) -> None:
-        plan = merge_plan(index)
-        if not plan or mode == "none":
+        if mode == "none" or not merge_plan(index):
             return
         if mode == "small":
-            if sum(seg.passages for seg in index.segments if seg.name in set(plan)) <= INLINE_MERGE_PASSAGES:
-                self.merge_segments(log=log)
-            return
-        if self._merging.acquire(blocking=False):
+            self.merge_segments(limit=INLINE_MERGE_PASSAGES, log=log)
+        elif self._merging.acquire(blocking=False):
             threading.Thread(target=self._merge_in_background, args=(log,), name="qa-merge", daemon=True).start()
 
     def _merge_in_background(self, log: Log) -> None:
@@ -696,12 +702,14 @@ class Engine:
         finally:
             self._merging.release()
 
-    def merge_segments(self, *, everything: bool = False, log: Log = _stderr) -> StoredIndex:
-        """Merge segments while the merge policy asks for it (`everything`: all into one, as `qa build` does). The
-        merged segment is written while questions, adds and removes go on; the index in service is swapped for the
-        merged one in one step."""
+    def merge_segments(self, *, everything: bool = False, limit: int | None = None, log: Log = _stderr) -> StoredIndex:
+        """Merge segments while the merge policy asks for it (`everything`: all into one, as `qa build` does; `limit`:
+        only merges of at most so many passages). The merged segment is written while questions, adds and removes
+        go on; the index in service is then swapped for the merged one in one step."""
         index = self.refresh().index
         while plan := merge_plan(index, everything=everything):
+            if limit is not None and sum(seg.passages for seg in index.segments if seg.name in set(plan)) > limit:
+                break
             merged = self.store.merge(index, plan, log=log)
             index = self.refresh().index  # the merged generation, or a newer one
             if merged is None or everything:

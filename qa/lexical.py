@@ -155,6 +155,10 @@ class Postings:
     def _assemble(cls, names: np.ndarray, key_of: np.ndarray, doc_of: np.ndarray, freq_of: np.ndarray,
                   lengths: np.ndarray) -> Postings:
         """Postings from (key index into `names`, doc, freq) triples in any order."""
+        used = np.bincount(key_of, minlength=len(names)) > 0 if len(key_of) else np.zeros(len(names), bool)
+        if not used.all():  # keys of passages a merge dropped
+            renumber = np.cumsum(used) - 1
+            names, key_of = names[used], renumber[key_of]
         order = np.argsort(names, kind="stable")
         rank = np.empty(len(names), np.int64)
         rank[order] = np.arange(len(names))

@@ -35,7 +35,7 @@ import time
 import weakref
 from bisect import bisect_right
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, nullcontext
 from pathlib import Path
 from typing import Protocol
 
@@ -912,11 +912,13 @@ class FilesStore:
         index.stamp = self.stamp()
         return index
 
-    def merge(self, current: StoredIndex, names: Sequence[str], *, log=lambda _m: None) -> StoredIndex | None:
+    def merge(self, current: StoredIndex, names: Sequence[str], *, log=lambda _m: None, locked: bool = False
+              ) -> StoredIndex | None:
         """Merge these segments of `current` into one, dropping their removed articles' rows. The new segment is
         written outside the writer's turn (adds and removes go on meanwhile) and committed in it: articles removed
         from those segments in the meantime are removed from the new one. Returns the new generation, or None when
-        the segments are no longer all live (another writer merged or rebuilt them first)."""
+        the segments are no longer all live (another writer merged or rebuilt them first). `locked`: the caller
+        already has the writer's turn (`qa build`)."""
         wanted = set(names)
         chosen = [(seg, d) for seg, d in zip(current.segments, current.deleted) if seg.name in wanted]
         if len(chosen) != len(wanted):
@@ -926,7 +928,7 @@ class FilesStore:
         except OSError as exc:
             raise _write_error(self.folder, exc) from None
         try:
-            with self.writing(log=log):
+            with (nullcontext() if locked else self.writing(log=log)):
                 latest = self.latest(None)
                 now = {seg.name: d for seg, d in zip(latest.segments, latest.deleted)}
                 if not wanted <= now.keys():
