@@ -166,8 +166,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def _stderr_if_waiting(message: str) -> None:
-    """The engine's log, minus what the command prints itself: only waiting for another writer is worth saying."""
-    if message.startswith("Waiting"):
+    """The engine's log, minus what the command prints itself: waiting for another writer, and merges left to do."""
+    if message.startswith(("Waiting", "The index has")):
         print(message, file=sys.stderr, flush=True)
 
 

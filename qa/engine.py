@@ -108,7 +108,7 @@ def _passage_embedder(model: str, precision: str) -> Embedder:
     return SentenceTransformerEmbedder(model, precision=precision)
 
 
-INLINE_MERGE_PASSAGES = 20_000  # `qa add` / `qa remove` merge segments themselves only up to this size
+INLINE_MERGE_PASSAGES = 25_000  # `qa add` / `qa remove` merge segments themselves only up to this size (~ seconds)
 
 
 def _info(article: Article) -> ArticleInfo:
@@ -183,8 +183,8 @@ def describe_changes(index: StoredIndex, corpus: Corpus, model: str, chunking: d
     if corpus.files is not None:
         for article_id, path in corpus.files:
             info = known.get(article_id)
-            if info is not None and Path(info.path) == path.resolve() and index.stamp_of(article_id) == _stamp_of(path) \
-                    and _stamp_of(path) is not None:
+            stamp = _stamp_of(path)
+            if info is not None and stamp is not None and index.stamp_of(article_id) == stamp and info.path == str(path):
                 continue
             article, stamp = corpus.read(article_id)
             if info is None:
@@ -407,7 +407,7 @@ class Engine:
                 sources = ["articles"]
             sources = [str(Path(s).resolve()) for s in sources]
             files = find_article_files(sources)
-            corpus = Corpus(files=list(zip(article_ids(files), [f.resolve() for f in files])),
+            corpus = Corpus(files=list(zip(article_ids(files), [Path(os.path.abspath(f)) for f in files])),
                             max_bytes=settings.max_article_bytes)
         else:
             corpus = Corpus(articles=list(articles))
@@ -690,7 +690,10 @@ class Engine:
         if mode == "none" or not merge_plan(index):
             return
         if mode == "small":
-            self.merge_segments(limit=INLINE_MERGE_PASSAGES, log=log)
+            index = self.merge_segments(limit=INLINE_MERGE_PASSAGES, log=log)
+            if merge_plan(index):
+                log(f"The index has {len(index.segments)} segments, some due for a merge too large to make here; "
+                    "the app merges them in the background, or run `qa build`.")
         elif self._merging.acquire(blocking=False):
             threading.Thread(target=self._merge_in_background, args=(log,), name="qa-merge", daemon=True).start()
 

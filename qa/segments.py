@@ -39,9 +39,9 @@ META, DATA = "segment.json", "segment.bin"
 ALIGN = 64
 ROW_COLUMNS = ("article", "paragraph", "start", "end", "text", "sentence", "token")
 R_ARTICLE, R_PARAGRAPH, R_START, R_END, R_TEXT, R_SENTENCE, R_TOKEN = range(7)
-# Exact first-stage search reads every passage vector of a segment (1.5 KB each): 50,000 of them take ~15 ms on
-# one core. Larger segments get an inverted file (docs/archive.md, "First stage").
-IVF_MIN_PASSAGES = 50_000
+# Exact first-stage search reads every passage vector of a segment (1.5 KB each): 10,000 of them take ~1 ms on one
+# core, 50,000 ~40 ms (measured; past the CPU caches). Larger segments get an inverted file (docs/archive.md).
+IVF_MIN_PASSAGES = 20_000
 IVF_PROBES = 48  # lists read per question: recall@20 against exact search >= 0.98 (docs/archive.md)
 COPY_ROWS = 65_536  # rows copied at a time by a merge
 

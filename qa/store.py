@@ -72,6 +72,7 @@ FLUSH_PASSAGES = 100_000  # a build writes a segment every so many passages (its
 MERGE_FACTOR = 10  # this many segments of one size tier are merged into one
 MERGE_FLOOR = 200  # passages: every segment under this is of the smallest tier
 MAX_SEGMENT_PASSAGES = 5_000_000  # merges never make a larger segment
+EXACT_MAX_PASSAGES = 20_000  # segments searched exactly (no inverted file) hold at most this many passages together
 DELETED_SHARE = 0.3  # a segment with this share of its rows removed is rewritten
 MAX_INTRODUCTIONS = 200  # a name introduced in more passages than this is no one story's person (introductions)
 _OLD_PARTS = ("passages-", "dense-", "sentences-", "tokens-", "tokensentences-", "lexical-")  # format 3's files
@@ -955,8 +956,10 @@ class FilesStore:
 def merge_plan(index: StoredIndex, *, everything: bool = False) -> list[str]:
     """Segments to merge now, by size tier (Lucene's tiered merging, simplified): MERGE_FACTOR segments of one tier
     (sizes within a factor MERGE_FACTOR of each other, counted in live passages) are merged into one of the next;
-    a segment with DELETED_SHARE of its rows removed is rewritten with its tier's neighbours. `everything`: all of
-    them (and the removed rows), as `qa build` does, when there is more than one or any removed row."""
+    the segments searched exactly (without an inverted file) are merged into one when they hold more than
+    EXACT_MAX_PASSAGES passages together (the result gets an inverted file), so a question's exact search stays
+    small; a segment with DELETED_SHARE of its rows removed is rewritten. `everything`: all of them (and the
+    removed rows), as `qa build` does, when there is more than one or any removed row."""
     sizes = [seg.passages if live is None else len(live) for seg, live in zip(index.segments, index.live_rows)]
     if everything:
         dirty = len(index.segments) > 1 or any(live is not None for live in index.live_rows)
@@ -969,6 +972,9 @@ def merge_plan(index: StoredIndex, *, everything: bool = False) -> list[str]:
         members = tiers[tier]
         if len(members) >= MERGE_FACTOR and sum(sizes[i] for i in members) <= MAX_SEGMENT_PASSAGES:
             return [index.segments[i].name for i in members[:MERGE_FACTOR]]
+    exact = [i for i, seg in enumerate(index.segments) if seg.ivf is None]
+    if len(exact) > 1 and sum(sizes[i] for i in exact) > EXACT_MAX_PASSAGES:
+        return [index.segments[i].name for i in exact]
     for i, (seg, live) in enumerate(zip(index.segments, index.live_rows)):
         if live is not None and seg.passages and 1 - len(live) / seg.passages >= DELETED_SHARE:
             return [seg.name]
