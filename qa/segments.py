@@ -207,6 +207,8 @@ class Segment:
                 self.by_content.setdefault(info.content, []).append(info.id)
             for w in info.aside:
                 self.aside.setdefault(w, set()).add(info.id)
+        self.base = base
+        self.meta = {k: v for k, v in meta.items() if k != "articles"}  # the table lives on as the objects above
         self._live: dict[frozenset, np.ndarray | None] = {}
         self.file_ids: tuple | None = None  # (inode, size, mtime) of its files when opened (qa/store.py)
 
@@ -256,6 +258,19 @@ class Segment:
                 mask[first : first + count] = False
             self._live[key] = mask
         return self._live[key]
+
+    def sentences_of(self, article_ids) -> int:
+        """Sentences of these articles' passages."""
+        total = 0
+        for a in article_ids:
+            first, count = self.ranges[a]
+            total += int(self.rows[first + count, R_SENTENCE] - self.rows[first, R_SENTENCE])
+        return total
+
+    def entry(self, article_id: str, first: int) -> dict:
+        """The article's line of segment.json, for a segment that takes its rows from `first` on."""
+        return _article_entry(self.articles[article_id], self.stamps[article_id], first, self.ranges[article_id][1],
+                              self.base)
 
     def chunk(self, local: int) -> Chunk:
         a, paragraph, start, end, t0, s0, _k0 = self.rows[local].tolist()
@@ -420,13 +435,12 @@ def merge(index: Path, parts: Sequence[tuple[Segment, frozenset[str]]]) -> Writt
     for seg, deleted in parts:
         keep = [a for a in seg.order if a not in deleted]
         plan.append((seg, [seg.ranges[a] for a in keep], keep))
-    stored = {(id(seg), e["id"]): e for seg, _d in parts for e in seg.meta["articles"]}
     entries: list[dict] = []
     n = s = t = text_bytes = 0
     row_blocks: list[np.ndarray] = []
     for seg, ranges, keep in plan:
         for (first, count), a in zip(ranges, keep):
-            entries.append({**stored[(id(seg), a)], "rows": [n, count]})
+            entries.append(seg.entry(a, n))
             block = np.array(seg.rows[first : first + count], dtype=np.int64)
             if count:
                 block[:, R_ARTICLE] = len(entries) - 1

@@ -708,7 +708,8 @@ class StoredIndex:
 
     def counts(self) -> dict:
         return {"articles": len(self.articles), "passages": self.passages,
-                "sentences": sum(int(seg.meta["sentences"]) for seg in self.segments), "segments": len(self.segments)}
+                "sentences": sum(int(seg.meta["sentences"]) - seg.sentences_of(d & seg.ranges.keys())
+                                 for seg, d in zip(self.segments, self.deleted)), "segments": len(self.segments)}
 
 
 # --- the files store: writing --------------------------------------------------------------------------------
@@ -907,7 +908,8 @@ class FilesStore:
         deleted = [frozenset(e["deleted"]) for e in entries]
         counts = {"articles": sum(len(s.order) - len(d) for s, d in zip(segments, deleted)),
                   "passages": sum(s.passages - sum(s.ranges[a][1] for a in d) for s, d in zip(segments, deleted)),
-                  "sentences": sum(int(s.meta["sentences"]) for s in segments), "segments": len(segments)}
+                  "sentences": sum(int(s.meta["sentences"]) - s.sentences_of(d) for s, d in zip(segments, deleted)),
+                  "segments": len(segments)}
         manifest = commit(self.folder, header, entries, files, counts)
         index = StoredIndex(self.folder, manifest, segments, deleted)
         index.stamp = self.stamp()
