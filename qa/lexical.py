@@ -305,7 +305,7 @@ class LexicalIndex:
         n = self._counts.get(k)
         if n is None:
             n = sum(p.df(k) for p in self.parts)
-            if len(self._counts) > 200_000:
+            if len(self._counts) > 20_000:
                 self._counts.clear()
             self._counts[k] = n
         return n

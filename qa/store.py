@@ -362,7 +362,7 @@ class Passages(Sequence):
     """The snapshot's passages by row, made from the segments on demand (a few microseconds each): a process holds
     the rows it has answered from lately, not a Python object per passage of the archive."""
 
-    _CACHE = 4096
+    _CACHE = 1024
 
     def __init__(self, index: StoredIndex) -> None:
         self._index = index
@@ -647,9 +647,10 @@ class StoredIndex:
     def _lexical(self, tokens: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """(rows, BM25 scores) of the passages holding a token; the last question's are kept (a question asks twice)."""
         key = tuple(tokens)
-        if self._matches is None or self._matches[0] != key:
-            self._matches = (key, self.lexical.matches(list(tokens)))
-        return self._matches[1]
+        kept = self._matches  # one read: another thread may replace it meanwhile
+        if kept is None or kept[0] != key:
+            kept = self._matches = (key, self.lexical.matches(list(tokens)))
+        return kept[1]
 
     def lexical_search(self, tokens: Sequence[str], k: int, rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The k best BM25 rows (passages holding a token) and their scores, best first; among `rows` when given."""
