@@ -61,13 +61,13 @@ def encode(vectors: np.ndarray) -> np.ndarray:
     return out
 
 
+_PAIRS = np.stack([np.arange(256) & 0x0F, np.arange(256) >> 4], axis=1).astype(np.float32) - _LEVELS / 2  # byte -> 2 codes
+
+
 def decode(rows: np.ndarray, dimension: int) -> np.ndarray:
     """(n, row_bytes(d)) uint8 rows -> (n, d) float32 vectors, in the rotated space (see `rotate`)."""
     rows = np.asarray(rows)
     n = len(rows)
-    packed = rows[:, : (dimension + 1) // 2]
-    q = np.empty((n, packed.shape[1] * 2), np.float32)
-    q[:, 0::2] = packed & 0x0F
-    q[:, 1::2] = packed >> 4
+    q = _PAIRS[rows[:, : (dimension + 1) // 2]].reshape(n, -1)[:, :dimension]
     scale = np.ascontiguousarray(rows[:, -2:]).view(np.float16).astype(np.float32).reshape(n, 1)
-    return (q[:, :dimension] - _LEVELS / 2) * (scale / (_LEVELS / 2))
+    return q * (scale / (_LEVELS / 2))
