@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import mmap
 import os
 import shutil
 from collections.abc import Iterable, Iterator, Sequence
@@ -136,6 +137,32 @@ def _views(data: np.ndarray, layout: dict, where: Path) -> dict[str, np.ndarray]
     return out
 
 
+# arrays a question reads a few rows of, here and there: the kernel should not read ahead around each
+RANDOM_ACCESS = ("rows", "text", "spans", "sentences", "tokens", "owners", "docs", "freqs")
+
+
+def _advise_random(data: np.ndarray, layout: dict) -> None:
+    """madvise(MADV_RANDOM) on the regions of RANDOM_ACCESS arrays: a candidate's rows are read without the
+    read-ahead meant for files read in order (which, on a cold page cache, reads and maps far more than asked)."""
+    mm = getattr(data, "_mmap", None)
+    advice = getattr(mmap, "MADV_RANDOM", None)
+    if mm is None or advice is None:
+        return
+    page = mmap.PAGESIZE
+    for name in RANDOM_ACCESS:
+        spec = layout.get(name)
+        if not spec:
+            continue
+        size = int(np.prod(spec["shape"], dtype=np.int64)) * np.dtype(spec["dtype"]).itemsize
+        start = int(spec["offset"]) // page * page
+        length = int(spec["offset"]) + size - start
+        if size and length > 0:
+            try:
+                mm.madvise(advice, start, length)
+            except (OSError, ValueError):
+                return
+
+
 # --- the first stage's inverted file ------------------------------------------------------------------------
 
 
@@ -221,6 +248,7 @@ class Segment:
             size = data_path.stat().st_size
             data = np.memmap(data_path, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
             arrays = _views(data, meta["arrays"], data_path)
+            _advise_random(data, meta["arrays"])
             segment = cls(folder, name, meta, arrays, base)
         except IndexCorruptError:
             raise
