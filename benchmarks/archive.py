@@ -242,7 +242,9 @@ model = "all-MiniLM-L6-v2"
 folder = find_export(__import__("pathlib").Path(index_dir), model)
 t = time.perf_counter()
 settings = resolve_settings(index_dir=index_dir, articles=[articles], model=model)
-engine = Engine.open(settings, embedder=Fill(model, folder), log=lambda m: None)
+import inspect
+extra = {"compact": True} if "compact" in inspect.signature(Engine.open).parameters else {}  # as `qa build` leaves it
+engine = Engine.open(settings, embedder=Fill(model, folder), log=lambda m: None, **extra)
 print(json.dumps({"build_s": time.perf_counter() - t, "passages": len(engine.index.chunks)}))
 """
 

@@ -24,7 +24,7 @@ import json
 import mmap
 import os
 import shutil
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -179,20 +179,26 @@ class InvertedFile:
         return np.concatenate([self.members[self.lists[i] : self.lists[i + 1]] for i in near])
 
 
-def train_ivf(dense: np.ndarray, seed: int = 1) -> dict[str, np.ndarray]:
-    """Centroids by k-means (FAISS, spherical) on a sample, then every row assigned to its nearest one."""
+def train_ivf(blocks: Callable[[], Iterable[np.ndarray]], n: int, d: int, seed: int = 1) -> dict[str, np.ndarray]:
+    """Centroids by k-means (FAISS, spherical) on a sample of 64 rows a centroid, then every row assigned to its
+    nearest one. `blocks()` gives the n passage vectors in row order, a block at a time, each time it is called
+    (a merge reads them from the segments it merges: no copy of the whole matrix)."""
     import faiss
 
-    n, d = dense.shape
     lists = int(min(max(round(2 * np.sqrt(n)), 64), 65_536))
-    rng = np.random.default_rng(seed)
-    sample = np.sort(rng.choice(n, size=min(n, lists * 64), replace=False))
+    take = np.zeros(n, dtype=bool)
+    take[np.random.default_rng(seed).choice(n, size=min(n, lists * 64), replace=False)] = True
+    sample, at = [], 0
+    for block in blocks():
+        sample.append(np.asarray(block, dtype=np.float32)[take[at : at + len(block)]])
+        at += len(block)
     kmeans = faiss.Kmeans(d, lists, niter=20, seed=seed, spherical=True, verbose=False)
-    kmeans.train(np.ascontiguousarray(dense[sample], dtype=np.float32))
+    kmeans.train(np.ascontiguousarray(np.concatenate(sample)))
     centroids = kmeans.centroids.astype(np.float32)
-    owner = np.empty(n, np.int64)
-    for b0 in range(0, n, COPY_ROWS):
-        owner[b0 : b0 + COPY_ROWS] = np.argmax(np.asarray(dense[b0 : b0 + COPY_ROWS], dtype=np.float32) @ centroids.T, axis=1)
+    owner, at = np.empty(n, np.int64), 0
+    for block in blocks():
+        owner[at : at + len(block)] = np.argmax(np.asarray(block, dtype=np.float32) @ centroids.T, axis=1)
+        at += len(block)
     members = np.argsort(owner, kind="stable").astype(np.int32)
     counts = np.bincount(owner, minlength=lists)
     return {"centroids": centroids, "lists": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), "members": members}
@@ -450,7 +456,7 @@ class SegmentBuilder:
         postings = Postings.build(self.texts)
         arrays.update({k: ArraySource.of(np.asarray(getattr(postings, k))) for k in Postings.FILES})
         if n >= IVF_MIN_PASSAGES:
-            arrays.update({k: ArraySource.of(v) for k, v in train_ivf(dense).items()})
+            arrays.update({k: ArraySource.of(v) for k, v in train_ivf(lambda: [dense], n, d).items()})
         counts = {"passages": n, "sentences": self._sentence_count, "pieces": self._token_count}
         return _write_segment(index, arrays, self.entries, counts, d)
 
@@ -508,15 +514,7 @@ def merge(index: Path, parts: Sequence[tuple[Segment, frozenset[str]]]) -> Writt
                           else np.zeros(0, np.int64)))
     postings = Postings.merge(kept_rows)
     arrays.update({k: ArraySource.of(np.asarray(getattr(postings, k))) for k in Postings.FILES})
-    ivf = None
     if n >= IVF_MIN_PASSAGES:
-        dense = np.empty((n, d), np.float32)
-        at = 0
-        for block in copy("dense", None):
-            dense[at : at + len(block)] = block
-            at += len(block)
-        arrays["dense"] = ArraySource.of(dense)
-        ivf = train_ivf(dense)
-        arrays.update({k: ArraySource.of(v) for k, v in ivf.items()})
+        arrays.update({k: ArraySource.of(v) for k, v in train_ivf(lambda: copy("dense", None), n, d).items()})
     counts = {"passages": n, "sentences": s, "pieces": t}
     return _write_segment(index, arrays, entries, counts, d)
