@@ -53,6 +53,7 @@ from .store import (
     embed_chunks,
     estimated_bytes,
     merge_plan,
+    read_format3,
     read_manifest,
     remove_unreferenced,
 )
@@ -241,12 +242,13 @@ def _open_if_fresh(store: FilesStore, corpus: Corpus, model: str, chunking: dict
 
 
 def _index_articles(store: FilesStore, current: StoredIndex | None, corpus: Corpus, changes: Changes, embedder: Embedder,
-                    model: str, chunking: dict, sources: list[str], dimension: int, *, progress: bool, log: Log
-                    ) -> StoredIndex:
+                    model: str, chunking: dict, sources: list[str], dimension: int, *, progress: bool, log: Log,
+                    reuse: dict[str, NewArticle] | None = None, reused_by: dict | None = None) -> StoredIndex:
     """Chunk and embed the articles of `changes.add` (reading those not read yet) and commit them, with
     `changes.remove` tombstoned, as one change (every article, into fresh segments, when `changes.everything`).
     Articles are read, chunked and embedded a batch at a time, so a large build holds one batch in memory; every
-    file is read once before any embedding, so a bad one is refused first."""
+    file is read once before any embedding, so a bad one is refused first. `reuse`: passages and vectors of an
+    index of the older format (`read_format3`), taken for each article whose sha256 is unchanged."""
     import sys
 
     from tqdm import tqdm
@@ -265,8 +267,14 @@ def _index_articles(store: FilesStore, current: StoredIndex | None, corpus: Corp
     how = {"torch": "PyTorch", "onnx": "onnxruntime"}.get(getattr(embedder, "backend", ""), "the embedder")
     if getattr(embedder, "precision", "float32") != "float32":
         how += f", {embedder.precision}"
+    reuse = reuse or {}
+    again = [i for i in todo if i in reuse and changes.add[i] is not None and reuse[i].info.sha256 == changes.add[i][0].sha256]
+    if reuse:
+        log(f"Taking the passages and vectors of {len(again)} article(s) from the index of the older format")
     kept = "" if current is None else f" ({current.passages} reused from the previous index)"
-    log(f"Embedding the passages of {len(todo)} article(s) with {how}{kept}")
+    if len(todo) > len(again):
+        log(f"Embedding the passages of {len(todo) - len(again)} article(s) with {how}{kept}")
+    again_set = set(again)
     bar = tqdm(total=len(todo), desc="Embedding", unit="article", disable=not (progress and sys.stderr.isatty()))
     count = embedder.count_tokens
     max_tokens, max_sentences = chunking["max_tokens"], chunking["max_sentences"]
@@ -287,6 +295,10 @@ def _index_articles(store: FilesStore, current: StoredIndex | None, corpus: Corp
         for i in todo:
             article, stamp = changes.add[i] or corpus.read(i)
             changes.add[i] = None  # read and embedded: let it go
+            if i in again_set:
+                yield NewArticle(_info(article), stamp, reuse[i].chunks, reuse[i].vectors)
+                bar.update(1)
+                continue
             chunks = chunk_article(article, max_tokens=max_tokens, count_tokens=count, max_sentences=max_sentences)
             batch.append((article, stamp, chunks))
             passages += len(chunks)
@@ -297,6 +309,8 @@ def _index_articles(store: FilesStore, current: StoredIndex | None, corpus: Corp
             yield from flush()
 
     embedded_by = {"backend": getattr(embedder, "backend", "unknown"), "precision": getattr(embedder, "precision", "float32")}
+    if reused_by and len(again) == len(todo):
+        embedded_by = reused_by
     header = {"model": {"name": model, "dimension": dimension}, "chunking": chunking, "sources": sources,
               "embedded_by": embedded_by if current is None else (current.embedded_by or embedded_by)}
     try:
@@ -446,16 +460,21 @@ class Engine:
                     log(f"{problem} Rebuilding it from the articles.")
             else:
                 log(f"Building the index in {folder}/ ({len(corpus)} article(s))")
+            legacy = None if force else read_format3(folder)  # before the clean-up removes its files
             freed = remove_unreferenced(folder, _referenced(folder))
             if freed:
                 log(f"Removed {freed / 1e6:.1f} MB left in {folder}/ by builds that did not finish")
+            reuse, reused_by = None, None
             if changes is None or changes.everything:
                 changes = Changes([], {i: None for i in corpus.ids()}, [], everything=True)
+                if legacy is not None and legacy[0]["model"].get("name") == settings.model and legacy[0]["chunking"] == chunking:
+                    reuse, reused_by = legacy[1], legacy[0]["embedded_by"]
             index = current
             if changes.add or changes.remove or current is None:
-                builder = build_embedder(embedder, settings.model, build_precision(settings.build_precision))
+                builder = build_embedder(embedder, settings.model, build_precision(settings.build_precision)) \
+                    if not reuse or set(changes.add) - set(reuse) else embedder
                 index = _index_articles(store, current, corpus, changes, builder, settings.model, chunking, sources,
-                                        embedder.dimension, progress=progress, log=log)
+                                        embedder.dimension, progress=progress, log=log, reuse=reuse, reused_by=reused_by)
             if compact:
                 plan = merge_plan(index, everything=True)
                 if plan:

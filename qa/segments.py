@@ -6,8 +6,8 @@ A segment is a folder `seg-<id>/` of two files, written once and never changed:
 - `segment.bin`: the arrays back to back, each at a 64-byte boundary (plain little-endian numbers, no pickle):
   `rows` the passage table (article, paragraph, start, end, text offset, first sentence, first piece; one row more
   at the end for the totals), `text` the passages' UTF-8 text, `spans` each sentence's [start, end) in its article,
-  `dense` the passage vectors (float32), `sentences` the sentence vectors (float16), `tokens` the content pieces'
-  vectors (4-bit rows, qa/quantize.py), `owners` each piece's sentence within its passage, the lexical postings
+  `dense` the passage vectors (float32), `sentences` the sentence vectors (int8 rows), `tokens` the content pieces'
+  vectors (5-bit rows, qa/quantize.py), `owners` each piece's sentence within its passage, the lexical postings
   (qa/lexical.py: `keys`, `offsets`, `docs`, `freqs`, `lengths`) and, in segments of IVF_MIN_PASSAGES passages or
   more, the first stage's inverted file (`centroids`, `lists`, `members`).
 The data file is memory-mapped: a question reads the rows of its candidates only, and every process that opens
@@ -269,7 +269,7 @@ class Segment:
         n, s, t = self.passages, int(self.meta["sentences"]), int(self.meta["pieces"])
         problems = [
             self.rows.shape != (n + 1, len(ROW_COLUMNS)), self.dense.shape != (n, self.dimension),
-            self.sentences.shape != (s, self.dimension), self.spans.shape != (s, 2),
+            self.sentences.shape != (s, self.dimension + 2), self.spans.shape != (s, 2),
             self.tokens.shape != (t, quantize.row_bytes(self.dimension)), self.owners.shape != (t,),
             len(self.postings.lengths) != n, n and (int(self.rows[n, R_SENTENCE]) != s or int(self.rows[n, R_TOKEN]) != t
                                                     or int(self.rows[n, R_TEXT]) != len(self.text)),
@@ -433,7 +433,7 @@ class SegmentBuilder:
             self.spans.extend((s.start, s.end) for s in c.sentences)
             self._sentence_count += len(c.sentences)
             self.dense.append(np.asarray(v.passage, dtype=np.float32))
-            self.sentences.append(np.asarray(v.sentences, dtype=np.float16).reshape(-1, self.dimension))
+            self.sentences.append(quantize.encode8(np.asarray(v.sentences, dtype=np.float32).reshape(-1, self.dimension)))
             self.tokens.append(quantize.encode(np.asarray(v.tokens, dtype=np.float32).reshape(-1, self.dimension)))
             self.owners.append(np.asarray(v.token_sentence, dtype=np.uint8))
             self._token_count += len(v.tokens)
@@ -449,7 +449,7 @@ class SegmentBuilder:
             "text": ArraySource.of(np.frombuffer(b"".join(self.text), dtype=np.uint8)),
             "spans": ArraySource.of(np.array(self.spans, np.int64).reshape(-1, 2)),
             "dense": ArraySource.of(dense),
-            "sentences": ArraySource.of(np.concatenate(self.sentences) if n else np.zeros((0, d), np.float16)),
+            "sentences": ArraySource.of(np.concatenate(self.sentences) if n else np.zeros((0, d + 2), np.uint8)),
             "tokens": ArraySource.of(np.concatenate(self.tokens) if n else np.zeros((0, quantize.row_bytes(d)), np.uint8)),
             "owners": ArraySource.of(np.concatenate(self.owners) if n else np.zeros(0, np.uint8)),
         }
@@ -504,7 +504,7 @@ def merge(index: Path, parts: Sequence[tuple[Segment, frozenset[str]]]) -> Writt
         "text": ArraySource(np.dtype(np.uint8), (text_bytes,), copy("text", R_TEXT)),
         "spans": ArraySource(np.dtype(np.int64), (s, 2), copy("spans", R_SENTENCE)),
         "dense": dense_src,
-        "sentences": ArraySource(np.dtype(np.float16), (s, d), copy("sentences", R_SENTENCE)),
+        "sentences": ArraySource(np.dtype(np.uint8), (s, d + 2), copy("sentences", R_SENTENCE)),
         "tokens": ArraySource(np.dtype(np.uint8), (t, quantize.row_bytes(d)), copy("tokens", R_TOKEN)),
         "owners": ArraySource(np.dtype(np.uint8), (t,), copy("owners", R_TOKEN)),
     }

@@ -60,12 +60,12 @@ from .segments import (
     merge,
     publish,
 )
-from .types import ArticleInfo, Chunk
+from .types import ArticleInfo, Chunk, Span
 
 __all__ = ["FORMAT_VERSION", "MANIFEST", "ChunkVectors", "FilesStore", "NewArticle", "Snapshot", "Store", "StoredIndex",
            "embed_chunks", "load_index", "read_manifest"]
 
-FORMAT_VERSION = 4  # 4: segments (qa/segments.py), tombstones, 4-bit token vectors; 3 and older are rebuilt
+FORMAT_VERSION = 4  # 4: segments (qa/segments.py), tombstones, 5-bit token and int8 sentence vectors; 3 is migrated
 MANIFEST = "manifest.json"
 REBUILD_HINT = "`qa build` rebuilds it (a damaged index is rebuilt from the articles)"
 FLUSH_PASSAGES = 50_000  # a build writes a segment every so many passages (~0.5 GB of them in memory at most)
@@ -188,9 +188,9 @@ def embed_chunks(chunks: Sequence[Chunk], embedder, *, progress: bool = False, b
 
 def estimated_bytes(chars: int, dimension: int) -> int:
     """A generous estimate of what articles of `chars` characters take on disk, to refuse a build before embedding
-    when the disk is too full: token vectors (about one content piece per 5 characters, 4-bit) dominate, then
-    sentence vectors (one per ~110 characters, float16) and passage vectors (one per ~450, float32)."""
-    return int(1.5 * (chars / 5 * quantize.row_bytes(dimension) + chars / 110 * dimension * 2
+    when the disk is too full: token vectors (about one content piece per 5 characters, 5-bit) dominate, then
+    sentence vectors (one per ~110 characters, int8) and passage vectors (one per ~450, float32)."""
+    return int(1.5 * (chars / 5 * quantize.row_bytes(dimension) + chars / 110 * (dimension + 2)
                       + chars / 450 * dimension * 4 + chars * 6)) + (1 << 20)
 
 
@@ -344,6 +344,51 @@ def _open(folder: Path, manifest: dict, verify: bool = False) -> StoredIndex:
         raise IndexCorruptError(f"The index in {folder}/ is inconsistent (a segment's vectors are not of the model's "
                                 f"dimension); {REBUILD_HINT}.")
     return StoredIndex(folder, manifest, segments, deleted)
+
+
+def read_format3(folder: Path) -> tuple[dict, dict[str, NewArticle]] | None:
+    """The articles of an index of format 3 (one generation of `passages-*.jsonl`, `dense-*.faiss`, `sentences-*`,
+    `tokens-*` and `tokensentences-*.npy`), with their passages and vectors, so that the first build of this
+    format reuses them instead of embedding again: ({"model", "chunking", "embedded_by"}, {id: NewArticle}).
+    None when there is no such index or any of its files fails its sha256 (it is then rebuilt from the articles)."""
+    try:
+        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        if not isinstance(manifest, dict) or manifest.get("format_version") != 3 or not isinstance(manifest.get("parts"), dict):
+            return None
+        for name, meta in manifest["files"].items():
+            f = folder / name
+            if not _SAFE_PATH.fullmatch(name) or f.stat().st_size != meta["bytes"] or _sha256(f) != meta["sha256"]:
+                return None
+        import faiss
+
+        parts = {k: folder / v for k, v in manifest["parts"].items()}
+        rows = [json.loads(line) for line in parts["passages"].read_text(encoding="utf-8").splitlines() if line]
+        dense = faiss.read_index(str(parts["dense"]))
+        passage = dense.reconstruct_n(0, dense.ntotal) if dense.ntotal else np.zeros((0, dense.d), np.float32)
+        sentences = np.load(parts["sentences"], allow_pickle=False)
+        tokens = np.load(parts["tokens"], allow_pickle=False)
+        owners = np.load(parts["token_sentences"], allow_pickle=False)
+        base = folder.resolve().parent
+        out: dict[str, NewArticle] = {}
+        for a in manifest["articles"]:
+            info = ArticleInfo(a["id"], _abs(a["path"], base), a["title"], a["date"], a["sha256"], a.get("url"),
+                               a.get("source"), a.get("content"), tuple(a.get("aside") or ()))
+            out[info.id] = NewArticle(info, None, [], [])
+        s0 = t0 = 0
+        for i, r in enumerate(rows):
+            spans = tuple(Span(x, y) for x, y in r["sentences"])
+            chunk = Chunk(r["article"], r["paragraph"], r["start"], r["end"], r["text"], spans)
+            s1, t1 = s0 + len(spans), t0 + r["tokens"]
+            vectors = ChunkVectors(passage[i], sentences[s0:s1], tokens[t0:t1], owners[t0:t1])
+            out[r["article"]].chunks.append(chunk)
+            out[r["article"]].vectors.append(vectors)
+            s0, t0 = s1, t1
+        if s0 != len(sentences) or t0 != len(tokens) or len(rows) != len(passage):
+            return None
+    except (OSError, ValueError, KeyError, TypeError, IndexError, RuntimeError, AttributeError):
+        return None
+    header = {"model": manifest["model"], "chunking": manifest["chunking"], "embedded_by": manifest.get("embedded_by") or {}}
+    return header, out
 
 
 # --- a snapshot of the files store ----------------------------------------------------------------------------
@@ -602,7 +647,7 @@ class StoredIndex:
             s, local = self.locate(int(r))
             seg = self.segments[s]
             a, b = seg.sentence_range(local)
-            out.append(np.asarray(seg.sentences[a:b], dtype=np.float32))
+            out.append(quantize.decode8(seg.sentences[a:b], self.dimension))
         return out
 
     def tokens_of(self, rows: Sequence[int]) -> list[tuple[np.ndarray, np.ndarray]]:
