@@ -89,6 +89,11 @@ def decode(rows: np.ndarray, dimension: int) -> np.ndarray:
     return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
 
 
+def sentence_bytes(dimension: int) -> int:
+    """Bytes a stored sentence row takes: int8 codes, then the float16 scale."""
+    return dimension + 2
+
+
 def encode8(vectors: np.ndarray) -> np.ndarray:
     """(n, d) float vectors -> (n, d + 2) uint8 rows: int8 codes, then the float16 scale (the row's largest value)."""
     x = np.asarray(vectors, dtype=np.float32)

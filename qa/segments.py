@@ -269,7 +269,7 @@ class Segment:
         n, s, t = self.passages, int(self.meta["sentences"]), int(self.meta["pieces"])
         problems = [
             self.rows.shape != (n + 1, len(ROW_COLUMNS)), self.dense.shape != (n, self.dimension),
-            self.sentences.shape != (s, self.dimension + 2), self.spans.shape != (s, 2),
+            self.sentences.shape != (s, quantize.sentence_bytes(self.dimension)), self.spans.shape != (s, 2),
             self.tokens.shape != (t, quantize.row_bytes(self.dimension)), self.owners.shape != (t,),
             len(self.postings.lengths) != n, n and (int(self.rows[n, R_SENTENCE]) != s or int(self.rows[n, R_TOKEN]) != t
                                                     or int(self.rows[n, R_TEXT]) != len(self.text)),
@@ -449,7 +449,8 @@ class SegmentBuilder:
             "text": ArraySource.of(np.frombuffer(b"".join(self.text), dtype=np.uint8)),
             "spans": ArraySource.of(np.array(self.spans, np.int64).reshape(-1, 2)),
             "dense": ArraySource.of(dense),
-            "sentences": ArraySource.of(np.concatenate(self.sentences) if n else np.zeros((0, d + 2), np.uint8)),
+            "sentences": ArraySource.of(np.concatenate(self.sentences) if n else
+                                        np.zeros((0, quantize.sentence_bytes(d)), np.uint8)),
             "tokens": ArraySource.of(np.concatenate(self.tokens) if n else np.zeros((0, quantize.row_bytes(d)), np.uint8)),
             "owners": ArraySource.of(np.concatenate(self.owners) if n else np.zeros(0, np.uint8)),
         }
@@ -504,7 +505,7 @@ def merge(index: Path, parts: Sequence[tuple[Segment, frozenset[str]]]) -> Writt
         "text": ArraySource(np.dtype(np.uint8), (text_bytes,), copy("text", R_TEXT)),
         "spans": ArraySource(np.dtype(np.int64), (s, 2), copy("spans", R_SENTENCE)),
         "dense": dense_src,
-        "sentences": ArraySource(np.dtype(np.uint8), (s, d + 2), copy("sentences", R_SENTENCE)),
+        "sentences": ArraySource(np.dtype(np.uint8), (s, quantize.sentence_bytes(d)), copy("sentences", R_SENTENCE)),
         "tokens": ArraySource(np.dtype(np.uint8), (t, quantize.row_bytes(d)), copy("tokens", R_TOKEN)),
         "owners": ArraySource(np.dtype(np.uint8), (t,), copy("owners", R_TOKEN)),
     }
