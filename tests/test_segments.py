@@ -315,3 +315,53 @@ def test_passages_are_made_on_demand(engine):
     with pytest.raises(IndexError):
         chunks[12]
     assert isinstance(engine.index.segments[0].dense, np.memmap) or isinstance(engine.index.segments[0].dense.base, np.memmap)
+
+
+def _format3(folder: Path, corpus: Path, fake: FakeEmbedder, chunking: dict) -> None:
+    """An index as the previous version wrote it (format 3), made by hand: what `read_format3` migrates."""
+    import faiss
+
+    from qa.articles import read_corpus
+    from qa.chunking import chunk_article
+    from qa.store import embed_chunks
+
+    folder.mkdir(parents=True)
+    articles = read_corpus([corpus])
+    chunks = [c for a in articles for c in chunk_article(a, max_tokens=chunking["max_tokens"], count_tokens=fake.count_tokens)]
+    vectors = list(embed_chunks(chunks, fake))
+    lines = [json.dumps({"article": c.article_id, "paragraph": c.paragraph, "start": c.start, "end": c.end,
+                         "sentences": [[s.start, s.end] for s in c.sentences], "tokens": len(v.tokens), "text": c.text})
+             for c, v in zip(chunks, vectors)]
+    (folder / "passages-0.jsonl").write_text("\n".join(lines) + "\n")
+    dense = faiss.IndexFlatIP(fake.dimension)
+    dense.add(np.stack([v.passage for v in vectors]).astype(np.float32))
+    faiss.write_index(dense, str(folder / "dense-0.faiss"))
+    np.save(folder / "sentences-0.npy", np.concatenate([v.sentences for v in vectors]).astype(np.float32))
+    np.save(folder / "tokens-0.npy", np.concatenate([v.tokens for v in vectors]).astype(np.float16))
+    np.save(folder / "tokensentences-0.npy", np.concatenate([v.token_sentence for v in vectors]).astype(np.int16))
+    parts = {"passages": "passages-0.jsonl", "dense": "dense-0.faiss", "sentences": "sentences-0.npy",
+             "tokens": "tokens-0.npy", "token_sentences": "tokensentences-0.npy"}
+    files = {name: {"sha256": __import__("hashlib").sha256((folder / name).read_bytes()).hexdigest(),
+                    "bytes": (folder / name).stat().st_size} for name in parts.values()}
+    manifest = {"format_version": 3, "model": {"name": MODEL, "dimension": fake.dimension}, "chunking": chunking,
+                "embedded_by": {"backend": "fake", "precision": "float32"}, "sources": ["articles"], "parts": parts,
+                "files": files, "articles": [{"id": a.id, "path": f"articles/{Path(a.path).name}", "title": a.title,
+                                              "date": a.date, "sha256": a.sha256} for a in articles]}
+    (folder / MANIFEST).write_text(json.dumps(manifest))
+
+
+def test_an_index_of_the_previous_format_is_migrated_without_embedding(tmp_path):
+    corpus = write_articles(tmp_path / "articles", SMALL_CORPUS)
+    fake = FakeEmbedder()
+    chunking = Engine.chunking_settings(settings_for(tmp_path), fake)
+    _format3(tmp_path / "index", corpus, fake, chunking)
+    (corpus / "orchard.txt").write_text(SMALL_CORPUS["orchard.txt"] + "\nPrices may rise.\n")  # changed since
+    fresh = FakeEmbedder()
+    said: list[str] = []
+    engine = Engine.open(settings_for(tmp_path), embedder=fresh, log=said.append)
+    assert fresh.encoded == [c.text for c in engine.index.chunks if c.article_id == "orchard"]  # only the changed one
+    assert any("from the index of the older format" in m for m in said)
+    assert sorted(os.listdir(tmp_path / "index")) == sorted([*(s["name"] for s in read_manifest(tmp_path / "index")["segments"]),
+                                                              MANIFEST, ".read.lock", ".write.lock"])
+    assert engine.ask("How much will the bridge repairs cost?").text == \
+        "The repairs will cost $4 million, paid by the state transport fund."
