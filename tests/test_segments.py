@@ -365,3 +365,36 @@ def test_an_index_of_the_previous_format_is_migrated_without_embedding(tmp_path)
                                                               MANIFEST, ".read.lock", ".write.lock"])
     assert engine.ask("How much will the bridge repairs cost?").text == \
         "The repairs will cost $4 million, paid by the state transport fund."
+
+
+def _town(i: int, chair: str) -> str:
+    return (f"title: Council news {i}\n\nThe council of Town{i} met on Monday, said chair Ana {chair}.\n\n"
+            f"{chair} said the budget of Town{i} would rise. She also said roads would be repaired.\n\n"
+            f"Residents of Town{i} asked about the library and the bus depot.\n")
+
+
+def _passages_made(folder: Path, n: int, chair, monkeypatch) -> int:
+    import qa.segments
+    from helpers import converse
+
+    write_articles(folder / "articles", {f"town{i:03d}.txt": _town(i, chair(i)) for i in range(n)})
+    engine = Engine.open(settings_for(folder), embedder=FakeEmbedder(), log=quiet)
+    made: list[int] = []
+    real = qa.segments.Segment.chunk
+    monkeypatch.setattr(qa.segments.Segment, "chunk", lambda self, local: made.append(local) or real(self, local))
+    converse(engine, "Who is Ana Ruiz3?", "What did she say about roads?", "What did residents of Town5 ask about?")
+    monkeypatch.undo()
+    return len(made)
+
+
+def test_a_question_reads_as_many_passages_at_40_or_400_articles(tmp_path, monkeypatch):
+    """Every passage that a question, a who-is question and a follow-up (a pronoun to resolve) make into a Chunk is
+    counted: the introductions, the earlier answer's passage and the gender votes come from postings, so the count
+    does not grow with the archive; and a name in very many passages costs a bounded number of them."""
+    from qa.store import MAX_INTRODUCTIONS
+
+    small = _passages_made(tmp_path / "small", 40, lambda i: f"Ruiz{i}", monkeypatch)
+    large = _passages_made(tmp_path / "large", 400, lambda i: f"Ruiz{i}", monkeypatch)
+    assert 0 < large <= small + 2, (small, large)
+    common = _passages_made(tmp_path / "common", 400, lambda i: "Ruiz3", monkeypatch)  # one name in every article
+    assert common <= 2 * MAX_INTRODUCTIONS + 40, common
