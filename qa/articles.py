@@ -3,7 +3,13 @@
 Lines that are not part of the story are recognised by general rules:
 - a line whose letters are (almost) all capitals is a related-story headline or a section label;
 - a short line that opens with a call to action (click, tap, download, subscribe, sign up, follow,
-  read more, watch ...) is a promo.
+  read more, watch ...) is a promo;
+- a byline ("By Jane Doe, Associated Press"), a line that is only a date ("Published March 12, 2024 3:45 PM
+  ET"), a reading time ("4 min read") and a credit line ("(Reporting by ...; Editing by ...)") are not story text;
+- the top of a story as pasted from a page: the lines before its first paragraph that do not end like a sentence
+  are its headline (the first of three words or more: the title when none is given), then its standfirst,
+  bylines and labels. So paragraph numbers match the story's own, and a date written there (or in the dateline
+  that opens the first paragraph, "WASHINGTON, March 12, 2024 —") is the article's date when none is given.
 """
 
 from __future__ import annotations
@@ -77,7 +83,110 @@ def skip_reason(text: str) -> str | None:
         return "bare link"
     if re.match(r"#{1,6}\s", text):
         return "section heading"
+    if len(words) <= 14 and _is_byline(text):
+        return "byline"
+    if len(words) <= 14 and date_line(text) is not None:
+        return "date line"
+    if _READING_TIME.fullmatch(text):
+        return "reading time"
+    if len(words) <= 40 and _CREDIT.fullmatch(text):
+        return "credit line"
     return None
+
+
+# --- bylines, dates and the top of a story --------------------------------------------------------------------
+
+_MONTH = (r"(?:jan(?:uary)?|feb(?:ruary)?|mar(?:ch)?|apr(?:il)?|may|june?|july?|aug(?:ust)?|sep(?:t(?:ember)?)?"
+          r"|oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\.?")
+_MONTHS = {m: i for i, m in enumerate(("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"), 1)}
+_WRITTEN_DATE = re.compile(
+    rf"\b(?:(?P<m1>{_MONTH})\s+(?P<d1>\d{{1,2}})(?:st|nd|rd|th)?,?\s+(?P<y1>(?:19|20)\d\d)"
+    rf"|(?P<d2>\d{{1,2}})(?:st|nd|rd|th)?\s+(?P<m2>{_MONTH}),?\s+(?P<y2>(?:19|20)\d\d)"
+    r"|(?P<y3>(?:19|20)\d\d)-(?P<m3>\d\d)-(?P<d3>\d\d))(?![\w-])", re.IGNORECASE)
+# what may stand beside a date on a line that is only a date: labels, weekdays, times and time zones
+_DATE_COMPANIONS = re.compile(
+    r"\b(?:(?:first|last)\s+)?(?:published|updated|posted|modified|edited|on|at|and|am|pm|a\.m\.|p\.m\.|"
+    r"(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*\.?|[A-Z]{1,2}[SD]?T|GMT|UTC|BST|CES?T|IST|JST)(?![\w])|\d{1,2}[:.]\d{2}(?::\d{2})?",
+    re.IGNORECASE)
+_RELATIVE_DATE = re.compile(r"(?:(?:first|last)\s+)?(?:published|updated|posted)\W+(?:\d+|an?|one)\s+"
+                            r"(?:second|minute|hour|day|week|month)s?\s+ago", re.IGNORECASE)
+_READING_TIME = re.compile(r"\d{1,3}\s*-?\s*min(?:ute)?s?\.?\s+read", re.IGNORECASE)
+_CREDIT_PART = r"(?:additional\s+)?(?:reporting|writing|editing|compiled|produced|translated|graphics)\s+by\s+[^();]+"
+# "(Reporting by Anna Lind; Editing by Mark Potter)", "Reporting by X; editing by Y", "... contributed to this report."
+_CREDIT = re.compile(rf"\(\s*{_CREDIT_PART}(?:;\s*{_CREDIT_PART})*\)\.?|{_CREDIT_PART}(?:;\s*{_CREDIT_PART})+\.?"
+                     r"|[^.!?]{3,120}\bcontributed(?:\s+reporting)?\s+to\s+this\s+(?:report|story|article)\.?", re.IGNORECASE)
+_BY = re.compile(r"(?:(?:words|story|written|text|reporting)\s+)?by\s+(\S.*)", re.IGNORECASE)
+_NAME_JOINS = {"and", "&", "of", "the", "de", "van", "von", "der", "den", "da", "del", "della", "al", "bin", "la", "le",
+               "du", "dos", "y"}
+
+
+def written_date(text: str) -> str | None:
+    """The first full date written out in `text` ("March 12, 2024", "12 Mar 2024", "2024-03-12") as YYYY-MM-DD."""
+    for m in _WRITTEN_DATE.finditer(text):
+        if m["y3"]:
+            year, month, day = int(m["y3"]), int(m["m3"]), int(m["d3"])
+        else:
+            year = int(m["y1"] or m["y2"])
+            month = _MONTHS[(m["m1"] or m["m2"]).lower()[:3]]
+            day = int(m["d1"] or m["d2"])
+        try:
+            return _dt.date(year, month, day).isoformat()
+        except ValueError:
+            continue
+    return None
+
+
+def date_line(text: str) -> str | None:
+    """For a line that holds only a date (with labels, a weekday, a time): that date, or "" for a relative one
+    ("Updated 2 hours ago"); None for any other line."""
+    if _RELATIVE_DATE.fullmatch(text.strip(" .·|")):
+        return ""
+    date = written_date(text)
+    if date is None:
+        return None
+    rest = _DATE_COMPANIONS.sub(" ", _RELATIVE_DATE.sub(" ", _WRITTEN_DATE.sub(" ", text, count=1)))
+    return date if not re.findall(r"[^\W\d_]{2,}", rest) else None
+
+
+def _is_byline(text: str) -> bool:
+    """"By Jane Doe", "By JANE DOE and Li Wei, Associated Press", "By Reuters": names, then perhaps a role or an
+    outlet after a comma; never a sentence ("By Monday, the river had risen.")."""
+    m = _BY.fullmatch(text.strip())
+    if m is None or text.rstrip().endswith((".", "!", "?", ":", ";")) and not re.search(r"\b[A-Z]\.$", text.rstrip()):
+        return False
+    first, *rest = re.split(r"\s*[,|–—]\s*|\s+-\s+", m.group(1))
+    names = [w for w in re.split(r"\s+", first) if w]
+    capitalised = [w for w in names if w[:1].isupper()]
+    if not names or any(w.lower() not in _NAME_JOINS and not w[:1].isupper() for w in names):
+        return False
+    return (len(capitalised) >= 2 or not rest and len(capitalised) == 1) and all(len(r.split()) <= 4 for r in rest)
+
+
+def _ends_like_a_sentence(text: str) -> bool:
+    """Ends with sentence punctuation (emoji and other symbols after it aside)."""
+    return text.rstrip().rstrip("".join({c for c in text[-8:] if unicodedata.category(c) in ("So", "Sk")}) + " ") \
+        .endswith(_SENTENCE_END)
+
+
+def _is_prose(text: str) -> bool:
+    """Ends like a sentence, or holds more than one: a paragraph, never a headline or a byline."""
+    return _ends_like_a_sentence(text) or len(split_sentences(text, 0)) > 1
+
+
+def _hard_wrapped(raw: str, begin: int) -> bool:
+    """Whether the text wraps its paragraphs over several lines: a line that does not end like a sentence is
+    followed by another line of text, after the top of the story (its first line ending like a sentence)."""
+    in_story, prev = False, ""
+    for start, end in _lines(raw):
+        if start < begin:
+            continue
+        text = raw[slice(*_strip_span(raw, start, end))]
+        if in_story and prev and text and not _ends_like_a_sentence(prev) and not skip_reason(prev) \
+                and not skip_reason(text):
+            return True
+        in_story = in_story or _ends_like_a_sentence(text)
+        prev = text
+    return False
 
 
 _FRONT_MATTER = re.compile(r"[ \t\ufeff]*(title|date|source|url):[ \t]*(\S[^\r\n]*?)[ \t]*(?:\r\n|\r|\n|$)", re.IGNORECASE)
@@ -105,6 +214,8 @@ def _blocks(raw: str, begin: int = 0) -> list[tuple[int, int]]:
     blocks: list[tuple[int, int]] = []
     current: tuple[int, int] | None = None
     prev_text = ""
+    lines_apart = not _hard_wrapped(raw, begin)  # a headline or byline line then is a line of its own
+    top = True  # no line has ended like a sentence yet
     for start, end in _lines(raw):
         if start < begin:
             continue
@@ -118,7 +229,9 @@ def _blocks(raw: str, begin: int = 0) -> list[tuple[int, int]]:
         breaks = current is not None and (
             prev_text.endswith(_SENTENCE_END) or skip_reason(prev_text) or skip_reason(text)
             or _TITLE_HEADER.fullmatch(prev_text) is not None
+            or top and lines_apart and text[:1].isupper() or top and lines_apart and text[:1] in "\"“‘'(0123456789"
         )
+        top = top and not _is_prose(text)
         if current is None or breaks:
             if current:
                 blocks.append(current)
@@ -139,6 +252,29 @@ def _shorten(text: str, limit: int = TITLE_MAX_CHARS) -> str:
     return cut.rstrip(",;:—–- ") + "…"
 
 
+TOP_BLOCKS = 8  # lines of headline, standfirst, bylines and labels a story may open with, at most
+
+
+def _top_of_story(raw: str, blocks: list[tuple[int, int]]) -> dict[int, str]:
+    """Reasons for the blocks at the top of a story that are not story text: those before its first paragraph
+    (the first block that ends like a sentence) that do not end like one. The first of three words or more is the
+    headline. Nothing is set aside when no paragraph follows (a text without punctuation is all story)."""
+    first = next((i for i, (s, e) in enumerate(blocks) if _is_prose(raw[s:e])), None)
+    if first is None or first == 0 or first > TOP_BLOCKS:
+        return {}
+    reasons, headline = {}, False
+    for i in range(first):
+        text = raw[slice(*blocks[i])]
+        if skip_reason(text):
+            continue  # a byline, a date line, an all-caps label: its own reason
+        words = len(text.split())
+        if not headline and 3 <= words <= 25:
+            reasons[i], headline = "headline", True
+        else:
+            reasons[i] = "byline or label" if words <= 8 else "standfirst"
+    return reasons
+
+
 def parse_article(raw: str, *, article_id: str, path: str, sha256: str) -> Article:
     """Find date, title, story paragraphs and skipped lines of an article's raw text."""
     fields, begin = front_matter(raw)
@@ -146,16 +282,15 @@ def parse_article(raw: str, *, article_id: str, path: str, sha256: str) -> Artic
     title: str | None = fields.get("title")
     paragraphs: list[Paragraph] = []
     skipped: list[SkippedLine] = []
-    for i, (start, end) in enumerate(_blocks(raw, begin)):
-        if i == 0 and date is None:
-            header = _DATE_HEADER.match(raw, start, end)
-            if header:
-                try:
-                    date = _dt.date.fromisoformat(header.group(1)).isoformat()
-                except ValueError:
-                    header = None
-            if header:
-                start = header.end()
+    blocks = _blocks(raw, begin)
+    if blocks:  # "date 2023-07-18 The story...": the date, then the story (the date is never story text)
+        header = _DATE_HEADER.match(raw, *blocks[0])
+        if header and _valid_date(header.group(1)):
+            date = date or _valid_date(header.group(1))
+            blocks[0] = (header.end(), blocks[0][1])
+    top = _top_of_story(raw, blocks)
+    written: list[tuple[str, bool]] = []  # dates found at the top of the story: (date, labelled as an update)
+    for i, (start, end) in enumerate(blocks):
         if title is None and not paragraphs and not skipped:  # a heading before the story is the title
             heading = _TITLE_HEADER.match(raw, start, end)
             if heading:
@@ -165,11 +300,21 @@ def parse_article(raw: str, *, article_id: str, path: str, sha256: str) -> Artic
         if start >= end:
             continue
         text = raw[start:end]
-        reason = skip_reason(text)
+        reason = top.get(i) or skip_reason(text)
         if reason:
             skipped.append(SkippedLine(start, end, reason))
+            if reason == "headline" and title is None:
+                title = " ".join(text.split())
+            if reason == "date line" and not paragraphs and date_line(text):
+                written.append((date_line(text) or "", bool(re.search(r"updat|modif", text, re.IGNORECASE))))
         else:
+            if not paragraphs:  # the dateline that opens a story: "WASHINGTON, March 12, 2024 (Reuters) —"
+                opening = re.match(r"[^—–:]{0,80}?(?:—|–|\s-\s|:)", text)
+                if opening and written_date(opening.group(0)):
+                    written.append((written_date(opening.group(0)) or "", False))
             paragraphs.append(Paragraph(len(paragraphs) + 1, start, end))
+    if date is None and written:  # a publication date before an update's
+        date = min(written, key=lambda w: w[1])[0]
     if not paragraphs:
         raise ArticleError(
             f"{path}: no story text found (every line is empty, a header, an all-caps headline or a promo); "
@@ -180,7 +325,18 @@ def parse_article(raw: str, *, article_id: str, path: str, sha256: str) -> Artic
         lead = split_sentences(raw[first.start : first.end], first.start)[0]
         title = _shorten(raw[lead.start : lead.end])
     return Article(article_id, path, raw, sha256, title, date, tuple(paragraphs), tuple(skipped),
-                   fields.get("url"), fields.get("source"))
+                   web_address(fields.get("url")), fields.get("source"))
+
+
+_WEB_ADDRESS = re.compile(r"https?://[^\s<>\"'`\\]+", re.IGNORECASE)
+
+
+def web_address(url: str | None) -> str | None:
+    """A header's `url:` when it is an http(s) address a link may point to; anything else (javascript:, markup,
+    invisible characters) is no link at all."""
+    if url and _WEB_ADDRESS.fullmatch(url) and not any(unicodedata.category(c) in ("Cc", "Cf", "Cs") for c in url):
+        return url
+    return None
 
 
 def _valid_date(value: str | None) -> str | None:
@@ -210,23 +366,27 @@ def aside_words(article: Article) -> tuple[str, ...]:
     return tuple(sorted(found - STOPWORDS))
 
 
-def decode_article(data: bytes, path: str) -> str:
-    """The file's text, or an ArticleError naming the file and the problem."""
+def decode_article(data: bytes, path: str, *, is_file: bool = True) -> str:
+    """The file's text, or an ArticleError naming the file and the problem. `is_file=False`: `path` names text
+    that is not a file (\"The article\" pasted or sent to the API), and the fix says so."""
+    where = f"{path}:" if is_file else f"{path} is"
     if b"\x00" in data[:8192]:
-        raise ArticleError(f"{path}: this looks like a binary file (it contains NUL bytes), not a text article.")
+        raise ArticleError(f"{path}: this looks like a binary file (it contains NUL bytes), not a text article." if is_file
+                           else f"{path} looks like binary data (it contains NUL bytes), not text.")
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ArticleError(
-            f"{path}: not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); "
-            f"convert it, e.g. `iconv -f latin1 -t utf-8 {path} > fixed.txt`."
-        ) from None
+        fix = (f"convert it, e.g. `iconv -f latin1 -t utf-8 {path} > fixed.txt`" if is_file else
+               "save it as UTF-8 text and send it again")
+        raise ArticleError(f"{where} not UTF-8 (byte 0x{data[exc.start]:02x} at offset {exc.start}); {fix}.") from None
     if all(_blank(ch) for ch in text):
-        raise ArticleError(f"{path}: the file is empty (no visible text); add the article's text or remove the file.")
+        raise ArticleError(f"{where} {'the file is ' if is_file else ''}empty (no visible text); "
+                           + ("add the article's text or remove the file." if is_file else "send the story's text."))
     return text
 
 
-def _megabytes(n: int) -> str:
+def size_text(n: int) -> str:
+    """A size in bytes as people read it: 5.0 MB, 640 KB."""
     return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n / 1e3:.0f} KB"
 
 
@@ -234,7 +394,7 @@ def read_article(path: Path, article_id: str | None = None, max_bytes: int = MAX
     try:
         size = path.stat().st_size
         if size > max_bytes:
-            raise ArticleTooLargeError(f"{path}: the file is {_megabytes(size)}; the limit is {_megabytes(max_bytes)} per "
+            raise ArticleTooLargeError(f"{path}: the file is {size_text(size)}; the limit is {size_text(max_bytes)} per "
                                        "article (QA_MAX_ARTICLE_BYTES). Is it really one news story?")
         data = path.read_bytes()
     except OSError as exc:

@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from .errors import QAError, QuestionError
 
@@ -81,10 +82,12 @@ def _stdin_lines():
 
 def cmd_ask(args: argparse.Namespace) -> int:
     from .engine import Engine
-    from .validation import check_k, check_question
+    from .validation import check_article_ids, check_k, check_question
 
     settings = _settings(args)
     check_k(args.k, 50)  # a usage error before anything is loaded, not one error per line
+    if args.article:
+        check_article_ids(args.article)
     if args.question != "-":
         check_question(args.question, settings.max_question_chars)  # fail before loading anything
     engine = Engine.open(settings, progress=_progress())
@@ -129,13 +132,17 @@ def cmd_chat(args: argparse.Namespace) -> int:
     """An interactive chat in the terminal: follow-up questions understood in context."""
     from .conversation import reply_text
     from .engine import Engine
-    from .validation import Turn
+    from .validation import Turn, check_article_ids
 
     try:
         import readline  # noqa: F401 - line editing and the session's input history for input()
     except ImportError:
         pass
+    if args.article:
+        check_article_ids(args.article)
     engine = Engine.open(_settings(args), progress=_progress())
+    if args.article:
+        engine.rows_of(args.article)  # an unknown article: exit 2 now, not an error at every question
     history: list[Turn] = []
     print("Ask about the article(s). /new starts a new conversation; Ctrl-D quits.", file=sys.stderr)
     while True:
@@ -171,23 +178,67 @@ def _stderr_if_waiting(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
 
-def cmd_add(args: argparse.Namespace) -> int:
-    from .engine import Engine
+def read_article_input(path: str, limit: int | None = None) -> bytes:
+    """The bytes of the article `qa add` was given: standard input ("-") or a regular file inside its own folder (a
+    symbolic link out of it is refused, as `qa build` refuses one out of the articles folder), read up to `limit`
+    (an HTML page's limit) plus one byte, so a device, a FIFO or an endless pipe can neither hang nor fill memory."""
+    import stat
 
-    if args.file == "-":
-        data = sys.stdin.buffer.read()
-    else:
-        try:
-            data = open(args.file, "rb").read()
-        except OSError as exc:
-            raise QAError(f"{args.file}: cannot read the file ({exc.strerror or exc}).") from None
+    from .articles import size_text
+    from .collection import MAX_PAGE_BYTES
+    from .errors import ArticleError, ArticleTooLargeError
+
+    limit = MAX_PAGE_BYTES if limit is None else limit
+    too_big = f"the limit is {size_text(limit)} per page (and 1 MB of story text, QA_MAX_ARTICLE_BYTES)"
+    if path == "-":
+        data = sys.stdin.buffer.read(limit + 1)
+        if len(data) > limit:
+            raise ArticleTooLargeError(f"The standard input is over {size_text(limit)}; {too_big}.")
+        return data
+    link = Path(path)
+    if link.is_symlink():
+        target, folder = link.resolve(), link.absolute().parent.resolve()
+        if not target.is_relative_to(folder):
+            raise ArticleError(f"{path}: a symbolic link to {target}, outside its folder {folder}; copy the article "
+                               "into that folder, or add the file itself.")
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO opens at once instead of waiting for a writer
+    except OSError as exc:
+        raise ArticleError(f"{path}: cannot read the file ({exc.strerror or exc}).") from None
+    with os.fdopen(fd, "rb") as f:
+        info = os.fstat(f.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            kind = ("a folder" if stat.S_ISDIR(info.st_mode) else "a FIFO (named pipe)" if stat.S_ISFIFO(info.st_mode)
+                    else "a device" if stat.S_ISCHR(info.st_mode) or stat.S_ISBLK(info.st_mode) else "a socket")
+            raise ArticleError(f"{path}: not a regular file ({kind}); save the article to a file and add that, or "
+                               "pipe it in with `qa add -`.")
+        if info.st_size > limit:
+            raise ArticleTooLargeError(f"{path}: the file is {size_text(info.st_size)}; {too_big}.")
+        data = f.read(limit + 1)
+    if len(data) > limit:  # it grew while we read it
+        raise ArticleTooLargeError(f"{path}: the file is over {size_text(limit)}; {too_big}.")
+    return data
+
+
+def cmd_add(args: argparse.Namespace) -> int:
+    from .articles import decode_article
+    from .engine import Engine
+    from .extract import looks_like_html
+
+    data = read_article_input(args.file)
     fmt = args.format
     if fmt == "auto" and args.file.lower().endswith((".html", ".htm")):
         fmt = "html"
+    text: bytes | str = data
+    if fmt in ("text", "markdown") or fmt == "auto" and not looks_like_html(data[:200_000].decode("utf-8", "replace")):
+        # decoded here, so that a file that is not UTF-8 is named in the message (a page finds its own encoding)
+        text = decode_article(data, "standard input" if args.file == "-" else args.file, is_file=args.file != "-")
     engine = Engine.open(_settings(args), progress=_progress())
     # segments due for a merge are merged here when small; larger merges are left to the app or `qa build`
-    entry = engine.add_article(data, title=args.title, date=args.date, url=args.url, source=args.source, fmt=fmt,
+    entry = engine.add_article(text, title=args.title, date=args.date, url=args.url, source=args.source, fmt=fmt,
                                log=_stderr_if_waiting, merge="small")
+    for note in entry.get("notes") or ():
+        print(f"qa: note: {note}", file=sys.stderr)
     print(json.dumps(entry, ensure_ascii=False) if args.json else
           f"Added {entry['article']}: {entry['title']} ({entry['passages']} passages, {entry['path']})")
     return 0
@@ -209,7 +260,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 def cmd_remove(args: argparse.Namespace) -> int:
     from .engine import Engine
+    from .validation import check_article_id
 
+    check_article_id(args.id, slash=True)  # a usage error before anything is loaded
     engine = Engine.open(_settings(args), progress=_progress())
     entry = engine.remove_article(args.id, log=_stderr_if_waiting, merge="small")
     print(f"Removed {entry['article']}: {entry['title']} ({entry['path']} deleted)")
@@ -241,7 +294,8 @@ def _asker(args: argparse.Namespace, articles=None, warm: str | None = None):
                          progress=_progress(), method=args.method)
     if warm:
         engine.ask(warm, args.k)  # warm-up: the first call pays one-off costs
-    return lambda q, history=None, article=None: engine.ask(q, args.k, history=check_history(history)).to_json()
+    return lambda q, history=None, article=None: engine.ask(q, args.k, history=check_history(history),
+                                                            articles=[article] if isinstance(article, str) else article).to_json()
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
@@ -264,10 +318,17 @@ def cmd_eval(args: argparse.Namespace) -> int:
     results: list[dict] = []
     latencies: list[float] = []
     ask = _asker(args, articles, golds[0].question)
+    gone: list[str] = []
 
     def one(g):
         t = time.perf_counter()
-        r = ask(g.question)
+        try:  # a feedback line is asked as it was: after its history, restricted to its articles
+            r = ask(g.question, list(g.history) or None, list(g.scope) if g.scope else None)
+        except QAError as exc:
+            if g.scope is None or not _article_gone(exc):
+                raise
+            gone.append(g.id)  # its article was removed since: nothing to score it against
+            return None, 0.0
         return r, time.perf_counter() - t
 
     if args.url:
@@ -277,6 +338,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
             outcomes = list(pool.map(one, golds))
     else:
         outcomes = [one(g) for g in golds]
+    if gone:
+        print(f"qa: note: {len(gone)} question(s) skipped, their article is no longer in the index: "
+              f"{', '.join(gone[:5])}{' ...' if len(gone) > 5 else ''}", file=sys.stderr)
+        golds = [g for g, (r, _) in zip(golds, outcomes) if r is not None]
+        outcomes = [o for o in outcomes if o[0] is not None]
+        if not golds:
+            raise QAError("Every question of the gold set is about an article no longer in the index; nothing to score.")
     results = [r for r, _ in outcomes]
     latencies = [dt for _, dt in outcomes]
     metrics = compute_metrics(golds, results, latencies, k)
@@ -290,7 +358,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         "min_correct_abstentions": args.min_correct_abstentions, "max_false_abstentions": args.max_false_abstentions,
     })
     if args.json:
-        print(json.dumps({"metrics": metrics, "misses": [r for r in rows if not r["ok"]], "failures": failures}, ensure_ascii=False, indent=2))
+        print(json.dumps({"metrics": metrics, "misses": [r for r in rows if not r["ok"]], "failures": failures,
+                          "skipped": gone}, ensure_ascii=False, indent=2))
     else:
         misses = [r for r in rows if not r["ok"]]
         if misses and not args.quiet:
@@ -310,6 +379,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
         for f in failures:
             print(f"FAIL: {f}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def _article_gone(exc: QAError) -> bool:
+    """Whether asking failed because an article the question is restricted to is not in the index (any more)."""
+    from .errors import ArticleNotFoundError
+
+    return isinstance(exc, ArticleNotFoundError) or getattr(exc, "status", None) == 404
 
 
 def _eval_conversations(args: argparse.Namespace) -> int:

@@ -16,7 +16,11 @@ from .errors import QAError
 
 
 class RemoteError(QAError):
-    """The app could not be reached or answered with an error."""
+    """The app could not be reached or answered with an error (`status`: its HTTP status, when it answered)."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 _local = threading.local()
@@ -78,6 +82,8 @@ def ask_remote(url: str, question: str, k: int = 3, *, auth: tuple[str, str] | N
         raise RemoteError(f"The app at {url} asks for a login (HTTP 401): pass --user NAME and set QA_PASSWORD.")
     if status == 429:
         raise RemoteError(f"The app at {url} refuses logins for now after too many failed ones (HTTP 429): {message}")
+    if status == 404 and message:  # an article the question is restricted to is not in the index
+        raise RemoteError(f"The app refused {question[:80]!r} (HTTP 404): {message}", 404)
     if status == 404:
         raise RemoteError(f"The app at {url} has no /api/ask route (HTTP 404); is it article-qa's `python app.py`?")
     if message:

@@ -13,6 +13,7 @@ DEFAULT_MODEL = "all-MiniLM-L6-v2"  # resolved to the packaged copy (gt-all-mini
 MAX_QUESTION_CHARS = 1000
 MAX_ARTICLE_BYTES = 1_000_000  # one article's text, UTF-8; news stories are 5-50 KB
 MAX_ARTICLES = 100_000  # what an index holds at most; docs/archive.md gives memory and disk by size
+PERSISTENT_STORAGE = Path("/data")  # a Hugging Face Space's persistent storage, when one is attached
 
 Backend = Literal["auto", "onnx", "torch"]
 Rebuild = Literal["auto", "never"]
@@ -47,6 +48,9 @@ class Settings:
     # QA_BUILD_PRECISION: weights of the PyTorch model that embeds passages; auto = bfloat16 where the CPU
     # multiplies bfloat16 in hardware (AMX / AVX512-BF16), else float32
     build_precision: Precision = "auto"
+    # QA_FEEDBACK: the file the chat's 👍/👎 feedback is appended to (gold lines for `qa eval`); None = the default,
+    # feedback.jsonl in the working folder, or /data/feedback.jsonl on a Space with persistent storage
+    feedback: str | None = None
 
     def validate(self) -> Settings:
         if self.backend not in ("auto", "onnx", "torch"):
@@ -71,6 +75,9 @@ class Settings:
         if self.max_article_bytes < 1_000 or self.max_articles < 1:
             raise ConfigError(f"QA_MAX_ARTICLE_BYTES must be at least 1000 (not {self.max_article_bytes}) and "
                               f"QA_MAX_ARTICLES at least 1 (not {self.max_articles}).")
+        if self.feedback is not None and (not self.feedback.strip() or Path(self.feedback).is_dir()):
+            raise ConfigError(f"QA_FEEDBACK={self.feedback!r} is not a file name; give a file, e.g. "
+                              "QA_FEEDBACK=/data/feedback.jsonl, or unset it for feedback.jsonl.")
         if self.articles is not None and not self.articles:
             raise ConfigError("QA_ARTICLES names no path; unset it or give e.g. QA_ARTICLES=articles.")
         return self
@@ -78,6 +85,16 @@ class Settings:
     @property
     def index_path(self) -> Path:
         return Path(self.index_dir)
+
+    @property
+    def feedback_path(self) -> Path:
+        """Where feedback goes: QA_FEEDBACK, else the Space's persistent storage (/data) when it has one, else
+        feedback.jsonl in the working folder."""
+        if self.feedback:
+            return Path(self.feedback)
+        if os.environ.get("SPACE_ID") and PERSISTENT_STORAGE.is_dir():
+            return PERSISTENT_STORAGE / "feedback.jsonl"
+        return Path("feedback.jsonl")
 
 
 def _parse(name: str, raw: str, kind: Any) -> Any:

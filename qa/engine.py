@@ -645,8 +645,8 @@ class Engine:
             current = self._latest()
             duplicate = current.find_content(new.content)
             if duplicate is not None:
-                raise DuplicateArticleError(f"This article is already in the index as {duplicate!r}; ask about it, or "
-                                            "remove it first to add it again.", duplicate)
+                raise DuplicateArticleError(f"This article is already in the index as “{current.articles[duplicate].title}” "
+                                            f"({duplicate}); ask about it, or remove it first to add it again.", duplicate)
             if len(current.articles) >= self.settings.max_articles:
                 raise ArticleTooLargeError(f"The index holds {len(current.articles):,} articles, the most allowed "
                                            f"({self.settings.max_articles:,}); remove one first.")
@@ -670,7 +670,8 @@ class Engine:
             self._serving = self._serve(index)
         log(f"Added article {new.id} ({len(index.article_rows.get(new.id, ()))} passages)")
         self._merge_if_due(index, merge, log)
-        return self._entry(index, new.id)
+        entry = self._entry(index, new.id)
+        return {**entry, "notes": list(new.notes)} if new.notes else entry
 
     def remove_article(self, article_id: str, *, wait: float = 60.0, log: Log = _stderr,
                        merge: MergeMode = "background") -> dict:

@@ -5,6 +5,12 @@ and, optionally, "article": str (a hit must then come from that article; SQuAD u
 A passage is a hit when it contains an evidence quote after normalization (lower case, white space
 folded, curly quotes and apostrophes made straight). `answer: null` marks a question the corpus cannot
 answer: the right response is to abstain.
+
+Lines of staff feedback (qa/feedback.py; they have a "verdict") may also hold "history" (the chat messages the
+question was asked after: it is asked with them), "scope" (the article ids it was restricted to: it is asked
+restricted to them) and "wrong" (sentences staff marked as a wrong answer). Such a line may be answerable
+without evidence (where the answer is, nobody said): it then counts in the false refusals and `wrong_repeated`,
+not in hit@k. Feedback lines that share an id are one item judged again: the last line counts.
 """
 
 from __future__ import annotations
@@ -32,10 +38,18 @@ class GoldQuestion:
     evidence: tuple[str, ...]
     article: str | None = None
     short: tuple[str, ...] = ()  # short answers (SQuAD's gold spans, or "short" in a gold line): span EM / F1
+    history: tuple[dict, ...] = ()  # chat messages asked before it ({"role", "content"}), oldest first
+    scope: tuple[str, ...] | None = None  # the article ids it is asked about (None: every article)
+    wrong: tuple[str, ...] = ()  # sentences that are a wrong answer to it (staff feedback)
 
     @property
     def answerable(self) -> bool:
         return self.answer is not None
+
+    @property
+    def located(self) -> bool:
+        """Whether the gold says where the answer is (evidence quotes): only then are hits and answers scored."""
+        return self.answerable and bool(self.evidence)
 
 
 def load_gold(path: str | Path) -> list[GoldQuestion]:
@@ -57,22 +71,34 @@ def load_gold(path: str | Path) -> list[GoldQuestion]:
         if not isinstance(row, dict) or not isinstance(row.get("id"), str) or not isinstance(row.get("question"), str):
             raise GoldSetError(f'{p}:{n}: each line needs "id" and "question" strings.')
         answer, evidence = row.get("answer"), row.get("evidence", [])
+        feedback = "verdict" in row
         if answer is not None and not isinstance(answer, str):
             raise GoldSetError(f'{p}:{n}: "answer" must be a string or null, not {answer!r}.')
         if not isinstance(evidence, list) or not all(isinstance(e, str) and e.strip() for e in evidence):
             raise GoldSetError(f'{p}:{n}: "evidence" must be a list of non-empty strings.')
-        if answer is not None and not evidence:
+        if answer is not None and not evidence and not feedback:
             raise GoldSetError(f'{p}:{n}: an answerable question needs at least one evidence quote.')
-        if row["id"] in seen:
+        if row["id"] in seen and not feedback:
             raise GoldSetError(f"{p}:{n}: duplicate id {row['id']!r}.")
         seen.add(row["id"])
         short = row.get("short", [])
         if not isinstance(short, list) or not all(isinstance(x, str) and x.strip() for x in short):
             raise GoldSetError(f'{p}:{n}: "short" must be a list of short answers (strings).')
-        out.append(GoldQuestion(row["id"], row["question"], answer, tuple(evidence), row.get("article"), tuple(short)))
+        history, scope, wrong = row.get("history", []), row.get("scope"), row.get("wrong", [])
+        if not isinstance(history, list) or not all(isinstance(m, dict) and m.get("role") in ("user", "assistant")
+                                                    and isinstance(m.get("content"), str) for m in history):
+            raise GoldSetError(f'{p}:{n}: "history" must be a list of {{"role": "user" | "assistant", "content": str}}.')
+        if scope is not None and (not isinstance(scope, list) or not scope or not all(isinstance(a, str) for a in scope)):
+            raise GoldSetError(f'{p}:{n}: "scope" must be a non-empty list of article ids.')
+        if not isinstance(wrong, list) or not all(isinstance(w, str) and w.strip() for w in wrong):
+            raise GoldSetError(f'{p}:{n}: "wrong" must be a list of sentences (strings).')
+        out.append(GoldQuestion(row["id"], row["question"], answer, tuple(evidence), row.get("article"), tuple(short),
+                                tuple({"role": m["role"], "content": m["content"]} for m in history),
+                                tuple(scope) if scope else None, tuple(wrong)))
     if not out:
         raise GoldSetError(f"{p}: the gold set has no questions.")
-    return out
+    latest = {g.id: g for g in out}  # feedback judged again: the last line of an id counts
+    return [g for g in out if latest[g.id] is g]
 
 
 def is_hit(passage: dict, gold: GoldQuestion) -> bool:
@@ -87,6 +113,14 @@ def first_hit_rank(result: dict, gold: GoldQuestion) -> int | None:
         if is_hit(p, gold):
             return int(p["rank"])
     return None
+
+
+def repeats_wrong(result: dict, gold: GoldQuestion) -> bool:
+    """The reply gives a sentence staff marked as a wrong answer to this question."""
+    if not gold.wrong or not result.get("answer") or result.get("abstained"):
+        return False
+    sentence = normalize(result["answer"]["text"])
+    return any(normalize(w) in sentence or sentence in normalize(w) for w in gold.wrong)
 
 
 def answer_correct(result: dict, gold: GoldQuestion) -> bool:
@@ -139,28 +173,31 @@ def compute_metrics(golds: Sequence[GoldQuestion], results: Sequence[dict], late
     """Metrics over one run. Retrieval metrics count the listed passages even when the engine
     abstained; answer accuracy counts a false abstention as wrong."""
     answerable = [(g, r) for g, r in zip(golds, results) if g.answerable]
+    located = [(g, r) for g, r in answerable if g.located]  # where the answer is, the gold says
     unanswerable = [(g, r) for g, r in zip(golds, results) if not g.answerable]
-    ranks = [first_hit_rank(r, g) for g, r in answerable]
+    judged_wrong = [(g, r) for g, r in zip(golds, results) if g.wrong]
+    ranks = [first_hit_rank(r, g) for g, r in located]
 
     def rate(xs: Iterable[bool], n: int) -> float | None:
         return round(sum(xs) / n, 4) if n else None
 
-    na, nu = len(answerable), len(unanswerable)
+    na, nl, nu = len(answerable), len(located), len(unanswerable)
     passages = [len(p["text"]) for r in results for p in r["passages"]]
-    spans = [(span_scores(r, g)) for g, r in answerable if g.short]
+    spans = [(span_scores(r, g)) for g, r in located if g.short]
     return {
         "questions": len(golds), "answerable": na, "unanswerable": nu, "k": k,
-        "hit@1": rate((r == 1 for r in ranks), na),
-        "hit@3": rate((r is not None and r <= 3 for r in ranks), na),
-        f"hit@{k}": rate((r is not None and r <= k for r in ranks), na),
-        f"mrr@{k}": round(sum(1 / r for r in ranks if r is not None and r <= k) / na, 4) if na else None,
-        "answer_accuracy": rate((answer_correct(r, g) for g, r in answerable), na),
+        "hit@1": rate((r == 1 for r in ranks), nl),
+        "hit@3": rate((r is not None and r <= 3 for r in ranks), nl),
+        f"hit@{k}": rate((r is not None and r <= k for r in ranks), nl),
+        f"mrr@{k}": round(sum(1 / r for r in ranks if r is not None and r <= k) / nl, 4) if nl else None,
+        "answer_accuracy": rate((answer_correct(r, g) for g, r in located), nl),
         "correct_abstentions": rate((r["abstained"] for _, r in unanswerable), nu),
         "false_abstentions": rate((r["abstained"] for _, r in answerable), na),
+        "wrong_repeated": rate((repeats_wrong(r, g) for g, r in judged_wrong), len(judged_wrong)),
         "mean_passage_chars": round(sum(passages) / len(passages), 1) if passages else None,
         "span_exact_match": round(sum(em for em, _ in spans) / len(spans), 4) if spans else None,
         "span_f1": round(sum(f1 for _, f1 in spans) / len(spans), 4) if spans else None,
-        "span_shown": round(sum(bool((r.get("answer") or {}).get("span")) for g, r in answerable if g.short) / len(spans), 4)
+        "span_shown": round(sum(bool((r.get("answer") or {}).get("span")) for g, r in located if g.short) / len(spans), 4)
         if spans else None,
         "latency_ms_p50": round(percentile(latencies, 0.5) * 1000, 2),
         "latency_ms_p95": round(percentile(latencies, 0.95) * 1000, 2),
@@ -171,12 +208,15 @@ def per_question(golds: Sequence[GoldQuestion], results: Sequence[dict]) -> list
     """One record per question: what was expected, what came back, and whether it was right."""
     rows = []
     for g, r in zip(golds, results):
-        rank = first_hit_rank(r, g) if g.answerable else None
-        ok = (rank == 1 and not r["abstained"]) if g.answerable else r["abstained"]
+        rank = first_hit_rank(r, g) if g.located else None
+        if g.answerable:  # a feedback line answerable "somewhere": answered, and not with a sentence marked wrong
+            ok = (rank == 1 if g.located else not repeats_wrong(r, g)) and not r["abstained"]
+        else:
+            ok = r["abstained"]
         rows.append({
             "id": g.id, "question": g.question, "expected": g.answer, "evidence": list(g.evidence),
             "ok": ok, "hit_rank": rank, "abstained": r["abstained"],
-            "answer_correct": answer_correct(r, g) if g.answerable else None,
+            "answer_correct": answer_correct(r, g) if g.located else None,
             "answer": r["answer"]["text"] if r.get("answer") else None,
             "top_passage": r["passages"][0]["text"] if r["passages"] else None,
             "top_similarity": r["passages"][0]["dense"] if r["passages"] and "dense" in r["passages"][0] else None,

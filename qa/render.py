@@ -5,8 +5,15 @@ or article text goes through `esc` (HTML entities), so a question or an article 
 characters typed and never becomes markup; the only markup is the one written here. A reply is one HTML block
 without blank lines, so the chat's Markdown renderer passes it through untouched (and still sanitizes it).
 
-Citation markers link to the cited paragraph in the article panel (`#qa-<article>-p<n>`); the page's script
-(`PAGE_JS`) scrolls the panel there and flashes the paragraph, and copies a reply as plain text.
+Citation markers link to the cited paragraph in the article panel (`#qa-<article>-p<n>`). Each reply carries its
+turn's id as a class (`qa-turn-<id>`: the chat's sanitizer keeps classes, not data attributes), and the panel
+the turn it shows (`qa-shows-<id>`), so the page's script (qa/assets/chat.js) can tell whether a clicked marker's
+passage is the one in view, or ask for its own reply's article and passages first. The script also copies a
+reply as plain text and sends its 👍 / 👎.
+
+A reply is drawn by the function of its kind (`REPLY_BODIES`: answered, abstained; a further kind of reply, such
+as an uncertain one, is one more entry), inside the frame every reply shares: how the question was understood,
+the article it quotes, warnings, and the actions.
 """
 
 from __future__ import annotations
@@ -96,39 +103,96 @@ def plain_reply(result: Mapping) -> str:
     return "\n".join(lines)
 
 
-def render_reply(result: Mapping) -> str:
-    """The chat reply for one answer: the answer first (the short answer bold, the sentence quoted once with its
-    citation link), then the sources, collapsed; a refusal in plain words with the closest passages and the
-    technical reason behind a toggle. Ends with a Copy button (plain text)."""
+def _answered(result: Mapping) -> list[str]:
+    """The answer first (the short answer bold, the sentence quoted once with its citation link), then the
+    sources, collapsed."""
     passages = result.get("passages") or []
+    a = result["answer"]
+    cited = next((p for p in passages if int(p["rank"]) == int(a["citation"])), None)
+    span = a.get("span")
+    short = f'<strong class="qa-short">{esc(span["text"])}</strong> — ' if span and span.get("text") else ""
+    link = f" {_cite_link(cited)}" if cited else ""
+    sentence = a["text"].strip()
+    quoted = esc(sentence) if sentence[:1] in "\"“'‘" else f"<q>{esc(sentence)}</q>"  # one pair of quotes
+    parts = [f'<p class="qa-answer">{short}{quoted}{link}</p>']
+    if passages:
+        parts.append(f'<details class="qa-sources"><summary>{SOURCES_LABEL} ({len(passages)})</summary>'
+                     f'{_passage_list(passages, mark_rank=a["citation"], span=span)}</details>')
+    return parts
+
+
+def _abstained(result: Mapping) -> list[str]:
+    """The refusal in plain words, then the closest passages, collapsed."""
+    passages = result.get("passages") or []
+    parts = [f'<p class="qa-refusal"><strong>{esc(result.get("reason") or NOT_SAID)}</strong></p>']
+    if passages:
+        parts.append(f'<details class="qa-closest"><summary>{CLOSEST_LABEL} ({len(passages)})</summary>'
+                     f'{_passage_list(passages, mark_rank=None, span=None)}</details>')
+    return parts
+
+
+REPLY_BODIES = {"answered": _answered, "abstained": _abstained}
+
+
+def reply_kind(result: Mapping) -> str:
+    """The kind of reply, which decides how it is drawn: the answer's own "status" when it has one this chat
+    draws, else "abstained" or "answered"."""
+    status = result.get("status")
+    if isinstance(status, str) and status in REPLY_BODIES:
+        return status
+    return "abstained" if result.get("abstained") or not result.get("answer") else "answered"
+
+
+def _quoted_article(result: Mapping) -> Mapping | None:
+    """The citation of the passage the reply quotes (an answer's cited passage; a refusal's closest one)."""
+    passages = result.get("passages") or []
+    answer = result.get("answer")
+    cited = next((p for p in passages if answer and int(p["rank"]) == int(answer["citation"])), None)
+    return (cited or (passages[0] if passages else None) or {}).get("citation")
+
+
+VOTE_LABELS = {"right": "Marked right. Thank you.", "wrong_passage": "Reported: wrong passage. Thank you.",
+               "is_said": "Reported: the article does say this. Thank you.",
+               "not_said": "Reported: the article does not say this. Thank you."}
+
+
+def _actions(plain: str, vote: str | None) -> str:
+    """Copy, then 👍 / 👎 (their names for screen readers in hidden text: the chat keeps no aria-label), and the
+    feedback already given."""
+    voted = f'<span class="qa-voted" role="status">{esc(VOTE_LABELS.get(vote, ""))}</span>' if vote else ""
+    return ('<p class="qa-actions"><button type="button" class="qa-copy">Copy</button>'
+            '<button type="button" class="qa-vote qa-up" title="Right answer">👍'
+            '<span class="qa-sr"> Right answer</span></button>'
+            '<button type="button" class="qa-vote qa-down" title="Report a problem">👎'
+            '<span class="qa-sr"> Report a problem</span></button>'
+            f'{voted}</p><span class="qa-plain" hidden>{plain}</span>')
+
+
+def render_reply(result: Mapping, *, turn: str | None = None, name_article: bool = False, vote: str | None = None) -> str:
+    """The chat reply for one answer, drawn by its kind (an answer; a refusal in plain words with the closest
+    passages and the technical reason behind a toggle), then the actions: Copy (plain text), 👍 and 👎.
+    `turn`: its turn's id (the citations and feedback find their reply by it); `name_article`: say which article
+    it quotes (when the question went to every article); `vote`: the feedback already given."""
     parts = []
     if result.get("interpreted_as") and result["interpreted_as"] != result.get("question"):
         parts.append(f'<p class="qa-understood">Understood as: {esc(result["interpreted_as"])}</p>')
-    if result.get("abstained") or not result.get("answer"):
-        parts.append(f'<p class="qa-refusal"><strong>{esc(result.get("reason") or NOT_SAID)}</strong></p>')
-        if passages:
-            parts.append(f'<details class="qa-closest"><summary>{CLOSEST_LABEL} ({len(passages)})</summary>'
-                         f'{_passage_list(passages, mark_rank=None, span=None)}</details>')
-    else:
-        a = result["answer"]
-        cited = next((p for p in passages if int(p["rank"]) == int(a["citation"])), None)
-        span = a.get("span")
-        short = f'<strong class="qa-short">{esc(span["text"])}</strong> — ' if span and span.get("text") else ""
-        link = f" {_cite_link(cited)}" if cited else ""
-        sentence = a["text"].strip()
-        quoted = esc(sentence) if sentence[:1] in "\"“'‘" else f"<q>{esc(sentence)}</q>"  # one pair of quotes
-        parts.append(f'<p class="qa-answer">{short}{quoted}{link}</p>')
-        if passages:
-            parts.append(f'<details class="qa-sources"><summary>{SOURCES_LABEL} ({len(passages)})</summary>'
-                         f'{_passage_list(passages, mark_rank=a["citation"], span=span)}</details>')
+    quoted = _quoted_article(result) if name_article else None
+    if quoted:
+        verb = "From" if reply_kind(result) == "answered" else "Closest in"
+        parts.append(f'<p class="qa-from">{verb} {_source_line(quoted)}</p>')
+    parts += REPLY_BODIES[reply_kind(result)](result)
     if result.get("details"):
         parts.append(f'<details class="qa-details"><summary>Details</summary><p>{esc(result["details"])}</p></details>')
     for warning in result.get("warnings") or ():
         parts.append(f'<p class="qa-warning">⚠ {esc(warning)}</p>')
     plain = html.escape(plain_reply(result), quote=True).replace("\n", "&#10;")  # line breaks kept, as entities:
     # a real one would end the HTML block in the chat's Markdown
-    parts.append(f'<button type="button" class="qa-copy">Copy</button><span class="qa-plain" hidden>{plain}</span>')
-    return f'<div class="qa-reply">{"".join(parts)}</div>'
+    parts.append(_actions(plain, vote))
+    return f'<div class="qa-reply{_turn_class(turn)}">{"".join(parts)}</div>'
+
+
+def _turn_class(turn: str | None) -> str:
+    return f" qa-turn-{turn}" if turn and turn.isalnum() else ""
 
 
 def render_question(question: object, limit: int = 300) -> str:
@@ -138,24 +202,42 @@ def render_question(question: object, limit: int = 300) -> str:
     return f'<p class="qa-question">{shown}</p>'  # an HTML block: the chat's Markdown leaves what is typed alone
 
 
-def render_error(message: str) -> str:
-    """A reply for a question the engine refused (empty, too long, not text): the message, escaped."""
-    return f'<div class="qa-reply"><p class="qa-error" role="alert">⚠ {esc(message)}</p></div>'
+def render_error(message: str, *, turn: str | None = None, keep: bool = False) -> str:
+    """A reply for a question the engine refused (empty, too long, not text): the message, escaped. `keep`: the
+    question goes back into the box (the page's script puts it there when the box is empty)."""
+    return (f'<div class="qa-reply{_turn_class(turn)}"><p class="qa-error{" qa-keep" if keep else ""}" role="alert">'
+            f'⚠ {esc(message)}</p></div>')
 
 
 PENDING = '<div class="qa-reply"><p class="qa-pending" role="status">Looking in the article…</p></div>'
 
 
+def render_chat(transcript, *, name_articles: bool = False) -> list[dict]:
+    """The chat's messages for a transcript (qa.chatlog.Transcript): each question, then its reply or error."""
+    messages: list[dict] = []
+    for t in transcript.turns:
+        if t.question.strip():
+            messages.append({"role": "user", "content": render_question(t.question)})
+        if t.result is not None:
+            content = render_reply(t.result, turn=t.id, name_article=name_articles and t.scope is None, vote=t.vote)
+        else:
+            content = render_error(t.error or "", turn=t.id, keep=bool(t.question.strip()))
+        messages.append({"role": "assistant", "content": content})
+    return messages
+
+
 # --- the article panel ---------------------------------------------------------------------------------------
 
-def render_article_panel(article, passages: Sequence[Mapping] = (), answer: Mapping | None = None) -> str:
+def render_article_panel(article, passages: Sequence[Mapping] = (), answer: Mapping | None = None, *,
+                         turn: str | None = None, note: str = "") -> str:
     """The article in view: its identity (headline, date, source, link), then every story paragraph with its
     number (the numbers citations use) and an anchor, lines that are not story text (headlines, promos) dimmed
     and unnumbered; the passages of this answer marked with their [n], the answer sentence in <mark>, the paragraph
     of the best-ranked passage shown here classed qa-top (after a refusal the panel scrolls to it).
 
     `article` is a qa.types.Article read from the indexed file (offsets intact); `passages` those of the answer
-    (only this article's are marked)."""
+    (only this article's are marked); `turn` the chat turn whose reply this is (its markers then open it without
+    asking the server again); `note` a line shown above the article (why it is the one in view)."""
     raw = article.raw
     own = [p for p in passages if p["citation"]["article"] == article.id]
     by_paragraph: dict[int, list[Mapping]] = {}
@@ -168,7 +250,10 @@ def render_article_panel(article, passages: Sequence[Mapping] = (), answer: Mapp
     meta = [esc(x) for x in (article.date, article.source) if x]
     if article.url:
         meta.append(f'<a href="{esc(article.url)}" target="_blank" rel="noopener noreferrer">original story</a>')
-    out = [f'<div class="qa-article"><h3 class="qa-headline">{esc(article.title)}</h3>']
+    out = [f'<div class="qa-article qa-shows-{turn if turn and turn.isalnum() else "none"}">']
+    if note:
+        out.append(f'<p class="qa-panel-note" role="status">{esc(note)}</p>')
+    out.append(f'<h3 class="qa-headline">{esc(article.title)}</h3>')
     if meta:
         out.append(f'<p class="qa-meta">{" · ".join(meta)}</p>')
     blocks = sorted([(p.start, p.end, p) for p in article.paragraphs] + [(s.start, s.end, s) for s in article.skipped],
@@ -213,6 +298,15 @@ def _esc_piece(text: str) -> str:
     return (" " if text[:1].isspace() else "") + folded + (" " if text[-1:].isspace() else "")
 
 
-def render_panel_message(message: str) -> str:
-    return f'<div class="qa-article"><p class="qa-meta">{esc(message)}</p></div>'
+def render_panel_message(message: str, *, passage: Mapping | None = None, turn: str | None = None) -> str:
+    """The panel when no article can be shown: the reason, and the passage a reply quoted from it, when there is
+    one (an article removed since: the reply's own copy of its passage is all there is)."""
+    out = [f'<div class="qa-article qa-shows-{turn if turn and turn.isalnum() else "none"}">'
+           f'<p class="qa-meta qa-panel-note" role="status">{esc(message)}</p>']
+    if passage is not None:
+        c = passage["citation"]
+        out.append(f'<p class="qa-source">{_source_line(c)}, ¶{int(c["paragraph"])}</p>'
+                   f'<blockquote class="qa-removed-passage">{esc(passage["text"])}</blockquote>')
+    out.append("</div>")
+    return "".join(out)
 

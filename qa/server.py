@@ -29,7 +29,8 @@ from fastapi.responses import Response
 from .auth import LoginThrottle, basic_credentials, check_password
 from .collection import MAX_PAGE_BYTES, on_persistent_storage
 from .errors import ConfigError, DuplicateArticleError, QAError, http_status
-from .validation import MAX_K, AskRequest, parse_ask_request
+from .feedback import read_lines
+from .validation import MAX_K, AskRequest, check_article_id, parse_ask_request
 from .workers import INTERNAL_ERROR, AskPool, answer_json
 
 KIB, MIB = 1024, 1024 * 1024
@@ -39,7 +40,8 @@ BODY_LIMITS: tuple[tuple[str, int], ...] = (
     ("/api/articles", 12 * MIB),  # an HTML page of up to 5 MB, JSON-escaped
     ("/login", 16 * KIB),
     ("/gradio_api/upload", 8 * MIB),  # an article file (text or an HTML page)
-    ("/gradio_api/", 4 * MIB),  # the chat's events carry the chat so far
+    ("/gradio_api/queue/join", 12 * MIB),  # the chat's events: a pasted page of up to 5 MB, JSON-escaped
+    ("/gradio_api/", 4 * MIB),  # the chat's other routes
 )
 DEFAULT_BODY_LIMIT = 256 * KIB
 LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1", "[::1]")
@@ -80,6 +82,27 @@ class Service:
             async with self._threads:
                 result = await asyncio.to_thread(answer_json, self.engine, request)
         return result
+
+
+def too_large(path: str, limit: int) -> str:
+    """The 413 message for a body over `limit`: where an article or page is sent, what fits and what to do."""
+    from .articles import size_text
+
+    taken = f"pages of up to {size_text(MAX_PAGE_BYTES)} and articles of up to 1 MB of text are taken"
+    if path.startswith("/gradio_api/upload"):
+        return f"The file is over {size_text(limit)}; {taken}."
+    if path.startswith(("/api/articles", "/gradio_api/queue/join")):
+        return (f"The request is over {size_text(limit)}; {taken}: send the page's story alone, or save the page and "
+                "upload the file.")
+    return f"The request body is over {limit:,} bytes; send less."
+
+
+def user_named(service: Service, request: Request) -> str:
+    """Who sent an API request, for the log: the HTTP Basic user when logins are on (checked already)."""
+    if service.auth is None:
+        return "(no login)"
+    credentials = basic_credentials(request.headers.get("authorization"))
+    return f"by user {credentials[0]!r}" if credentials else "(no login)"
 
 
 def json_response(status: int, body: dict | bytes, headers: dict[str, str] | None = None) -> Response:
@@ -128,7 +151,7 @@ async def read_json(request: Request, limit: int) -> tuple[Any, Response | None]
     async for part in request.stream():
         body += part
         if len(body) > limit:
-            return None, json_response(413, {"error": f"The request body is over {limit:,} bytes; send less."})
+            return None, json_response(413, {"error": too_large(request.url.path, limit)})
     try:
         return json.loads(body), None
     except (ValueError, RecursionError):
@@ -182,11 +205,12 @@ def api_routes(service: Service):
         if not isinstance(payload, dict) or "text" not in payload or set(payload) - set(fields):
             return json_response(400, {"error": f'Send a JSON object with "text" and optionally {list(fields[1:])}, '
                                                 'e.g. {"text": "The story...", "title": "Headline", "date": "2024-05-01"}.'})
+        who = user_named(service, request)
         try:
             entry = await asyncio.to_thread(
                 service.engine.add_article, payload["text"], title=payload.get("title"), date=payload.get("date"),
                 url=payload.get("url"), source=payload.get("source"), fmt=payload.get("format") or "auto",
-                log=service.log)
+                log=lambda m: service.log(f"{m} {who}"))
         except QAError as exc:
             body = {"error": str(exc)}
             if isinstance(exc, DuplicateArticleError):
@@ -199,11 +223,43 @@ def api_routes(service: Service):
         refused = check_login(service, request)
         if refused is not None:
             return refused
+        who = user_named(service, request)
         try:
-            entry = await asyncio.to_thread(service.engine.remove_article, article_id, log=service.log)
+            entry = await asyncio.to_thread(service.engine.remove_article, check_article_id(article_id, slash=True),
+                                            log=lambda m: service.log(f"{m} {who}"))
         except QAError as exc:
             return json_response(http_status(exc), {"error": str(exc)})
         return json_response(200, {"removed": entry["article"], **entry})
+
+    @api.get("/api/feedback")
+    async def api_feedback(request: Request):
+        """The chat's feedback, one gold line per judged reply (`qa eval` scores the file as it is). Asks for a
+        login when logins are on (QA_AUTH); without them it is open, like every route of such an app."""
+        refused = check_login(service, request)
+        if refused is not None:
+            return refused
+        try:
+            data = await asyncio.to_thread(read_lines, service.engine.settings.feedback_path)
+        except QAError as exc:
+            return json_response(500, {"error": str(exc)})
+        return Response(data, status_code=200, media_type="application/x-ndjson",
+                        headers={"Content-Disposition": 'attachment; filename="feedback.jsonl"',
+                                 "X-Feedback-Lines": str(data.count(b"\n"))})
+
+    routes = {"/api/ask": "POST", "/api/articles": "GET, POST", "/api/feedback": "GET", "/api/health": "GET"}
+
+    @api.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
+    async def api_unknown(request: Request, rest: str):
+        """Any other path or method under /api: an {"error"} like every API reply, not the framework's {"detail"}."""
+        path = request.url.path.rstrip("/")
+        if path in routes:
+            return json_response(405, {"error": f"{request.method} is not allowed on {path}; use {routes[path]}."},
+                                 {"Allow": routes[path]})
+        if path.startswith("/api/articles/"):
+            return json_response(405, {"error": f"{request.method} is not allowed on an article; use DELETE."},
+                                 {"Allow": "DELETE"})
+        return json_response(404, {"error": f"No API route {path[:60]!r}; the routes are {sorted(routes)} and "
+                                            "DELETE /api/articles/{id} (see the README)."})
 
     @api.get("/api/health")
     async def api_health():
@@ -291,8 +347,9 @@ class Guards:
     defaults, as gradio_client fills them, instead of failing with `{"error": null}`)."""
 
     def __init__(self, app, service: Service, hosts: tuple[str, ...] | None,
-                 apis: dict[str, list[tuple[str, Any]]] | None = None) -> None:
+                 apis: dict[str, list[tuple[str, Any]]] | None = None, events: set[int] | None = None) -> None:
         self.app, self.service, self.hosts, self.apis = app, service, hosts, apis or {}
+        self.events = events  # the page's event numbers (fn_index): another one is refused, not a 500
 
     async def __call__(self, scope: dict, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -306,10 +363,13 @@ class Guards:
                                                          "use its address, or add the name to QA_ALLOWED_HOSTS."})
         if scope["type"] == "websocket":
             return await self.app(scope, receive, send)
+        if scope["path"].startswith("/api/") and any(c < " " or c == "\x7f" for c in scope["path"]):
+            return await _send_json(send, 400, {"error": "The path holds a control character (a line break, a tab...); "
+                                                         "article ids never do: see GET /api/articles for them."})
         limit = body_limit(scope["path"])
         length = next((v for k, v in scope.get("headers") or () if k == b"content-length"), None)
         if length is not None and (not length.isdigit() or int(length) > limit):
-            return await _send_json(send, 413, {"error": f"The request body is over {limit:,} bytes; send less."})
+            return await _send_json(send, 413, {"error": too_large(scope["path"], limit)})
         if scope["path"].rstrip("/") == "/login" and scope["method"] == "POST" and self.service.auth is not None:
             return await self._login(scope, receive, send, limit)
         call = _CALL.fullmatch(scope["path"])
@@ -319,17 +379,26 @@ class Guards:
                                                              f"are {sorted(self.apis)} (see /gradio_api/info)."})
             if scope["method"] == "POST" and not call.group(2):
                 return await self._call(scope, receive, send, limit, self.apis[call.group(1)])
+        if scope["path"] == "/gradio_api/queue/join" and scope["method"] == "POST" and self.events is not None:
+            return await self._join(scope, receive, send, limit)
         return await self.app(scope, _capped(receive, limit), send)
+
+    async def _join(self, scope: dict, receive: Receive, send: Send, limit: int) -> None:
+        """The page's events: one naming an event the page does not have is refused here (Gradio answered it with
+        a 500 and a traceback in the log)."""
+        body, payload = await _json_body(receive, limit)
+        if body is None:
+            return await _send_json(send, 413, {"error": too_large(scope["path"], limit)})
+        event = payload.get("fn_index") if isinstance(payload, dict) else None
+        if not isinstance(event, int) or isinstance(event, bool) or event not in self.events:
+            return await _send_json(send, 400, {"error": "Not an event of this page; reload the page."})
+        return await self.app(scope, _replay(body, receive), send)
 
     async def _call(self, scope: dict, receive: Receive, send: Send, limit: int, params: list[tuple[str, Any]]) -> None:
         """POST /gradio_api/call/<name> {"data": [...]}: omitted trailing arguments get their defaults."""
-        body = await _read_body(receive, limit)
+        body, payload = await _json_body(receive, limit)
         if body is None:
-            return await _send_json(send, 413, {"error": f"The request body is over {limit:,} bytes; send less."})
-        try:
-            payload = json.loads(body)
-        except (ValueError, RecursionError):
-            payload = None
+            return await _send_json(send, 413, {"error": too_large(scope["path"], limit)})
         data = payload.get("data") if isinstance(payload, dict) else None
         if not isinstance(data, list) or len(data) > len(params):
             names = [name for name, _ in params]
@@ -376,6 +445,17 @@ async def _read_body(receive: Receive, limit: int) -> bytes | None:
         if len(body) > limit:
             return None
     return body
+
+
+async def _json_body(receive: Receive, limit: int) -> tuple[bytes | None, Any]:
+    """(the body, its JSON or None when it is not JSON), or (None, None) when it passes `limit` bytes."""
+    body = await _read_body(receive, limit)
+    if body is None:
+        return None, None
+    try:
+        return body, json.loads(body)
+    except (ValueError, RecursionError):
+        return body, None
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
@@ -430,7 +510,7 @@ def create_server(service: Service, demo, *, bind: str = "127.0.0.1", max_file_s
         footer_links=["api"],
         css=css, js=js, head=head,
     )
-    return Guards(app, service, allowed_hosts(bind, os.environ.get("QA_ALLOWED_HOSTS")), gradio_apis(demo))
+    return Guards(app, service, allowed_hosts(bind, os.environ.get("QA_ALLOWED_HOSTS")), gradio_apis(demo), set(demo.fns))
 
 
 def host_and_port() -> tuple[str, int]:

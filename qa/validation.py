@@ -136,10 +136,17 @@ def check_article_ids(value: object) -> tuple[str, ...] | None:
     if not isinstance(ids, list) or not ids or len(ids) > MAX_ARTICLE_IDS:
         raise QuestionError(f"\"article\" must be an article id or a list of 1-{MAX_ARTICLE_IDS} ids (see GET /api/articles), "
                             f"not {_shown(value)}.")
-    for a in ids:
-        if not isinstance(a, str) or not _ARTICLE_ID.fullmatch(a):
-            raise QuestionError(f"{_shown(a)} is not an article id; the ids are listed by GET /api/articles (`qa list`).")
-    return tuple(dict.fromkeys(ids))
+    return tuple(dict.fromkeys(check_article_id(a) for a in ids))
+
+
+def check_article_id(value: object, *, slash: bool = False) -> str:
+    """One article id as the doors receive it (a path segment, a picker value, a command-line argument): text of
+    1-200 characters, valid Unicode, without control, invisible format or path characters (`slash`: "/" allowed,
+    as in the ids of two files of one name in subfolders). Only its beginning is echoed in the message."""
+    if not isinstance(value, str) or not _ARTICLE_ID.fullmatch(value.replace("/", "") if slash and value != "/" else value) \
+            or any(unicodedata.category(c) in ("Cs", "Cf") for c in value):
+        raise QuestionError(f"{_shown(value)} is not an article id; the ids are listed by GET /api/articles (`qa list`).")
+    return value
 
 
 def parse_ask_request(payload: object, *, max_question_chars: int = MAX_QUESTION_CHARS, max_k: int = MAX_K) -> AskRequest:

@@ -11,9 +11,10 @@ PIP=".venv/bin/python -m pip --disable-pip-version-check -q"
 $PIP install "$(grep -E '^torch==' requirements.txt)"
 if [ "${1:-}" = "--test" ]; then
   $PIP install -e '.[app,build,test]'
-  if [ ! -x /usr/bin/chromium ]; then
+  # chromium for the browser tests; an emoji font so that screenshots show the chat's 👍 / 👎 as a user sees them
+  if [ ! -x /usr/bin/chromium ] || [ ! -e /usr/share/fonts/truetype/noto/NotoColorEmoji.ttf ]; then
     SUDO=""; [ "$(id -u)" = 0 ] || SUDO="sudo"
-    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium fonts-noto-color-emoji >/dev/null
   fi
 else
   $PIP install -e '.[app,build]'

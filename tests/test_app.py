@@ -264,7 +264,7 @@ def test_uploads_are_capped(app):
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.txt\"\r\n"
             f"Content-Type: text/plain\r\n\r\n{'x' * 9_000_000}\r\n--{boundary}--\r\n").encode()
     status, result = headers_only(app.url, "/gradio_api/upload", len(body), f"multipart/form-data; boundary={boundary}")
-    assert status == 413 and "over 8,388,608 bytes" in result["error"]
+    assert status == 413 and "The file is over 8.4 MB; pages of up to 5.0 MB" in result["error"]
 
 
 def test_gradio_client_call(app):

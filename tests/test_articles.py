@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from pathlib import Path
 
 import pytest
@@ -370,3 +371,77 @@ def test_folder_expansion_is_sorted_recursive_and_skips_hidden(tmp_path):
 def test_same_stem_in_two_folders_gets_distinct_ids(tmp_path):
     ids = article_ids([Path("x/story.txt"), Path("y/story.txt"), Path("y/other.txt")])
     assert ids == ["x/story", "y/story", "other"]
+
+
+# --- the top of a pasted story: headline, bylines and dates are not paragraphs --------------------------------------
+
+PASTES = Path(__file__).parent / "fixtures" / "pastes"
+NEWS_DEV = Path(__file__).resolve().parents[2] / "shared" / "news-dev"
+# file -> (title, date, first paragraph's opening, paragraphs, skipped lines as "reason: opening")
+PASTED = {
+    "ap.txt": ("Maine town votes to restore 150-year-old lighthouse", None, "KELL POINT, Maine (AP) — Residents", 4,
+               ["headline: Maine town", "byline: By JANE DOE", "byline or label: Associated Press"]),
+    "reuters.txt": ("Exclusive: Harbour authority weighs sale of ferry terminal, sources say", "2024-03-12",
+                    "LONDON, March 12 (Reuters) - Britain's", 4,
+                    ["headline: Exclusive:", "byline: By Anna Lind", "reading time: 4 minute read",
+                     "date line: March 12, 2024 3:45 PM UTC Updated", "credit line: (Reporting by"]),
+    "bbc.txt": ("Lighthouse keeper's diary found in attic", "2024-03-12", "A diary kept by", 3,
+                ["headline: Lighthouse keeper's", "date line: 12 March 2024", "byline or label: Share",
+                 "byline or label: Jane Doe", "byline or label: BBC News, Cornwall"]),
+    "guardian.txt": ("Council approves 20mph limit across city centre", "2024-03-12", "The city council has approved", 3,
+                     ["headline: Council approves", "standfirst: Speed limit will apply",
+                      "byline or label: Sam Patel", "date line: Tue 12 Mar 2024"]),
+    "local.txt": ("School board delays vote on new start times", "2024-04-03", "The Riverside school board", 3,
+                  ["headline: School board", "date line: Published: April 3, 2024"]),
+    "dateline_year.txt": ("Floods close coastal road", "2024-03-12", "WASHINGTON, March 12, 2024 — Floods", 2,
+                          ["headline: Floods close"]),
+    "plain_nobreak.txt": ("Harbour authority picks new chief", None, "The harbour authority named", 3,
+                          ["headline: Harbour authority", "byline: By Maria Gonzalez"]),
+    "kicker.txt": ("Senate passes water bill after long debate", None, "The Senate passed", 2,
+                   ["byline or label: Politics", "headline: Senate passes"]),
+    "wrapped.txt": ("The city council voted on Monday to close the Harlow river bridge for repairs after…", None,
+                    "The city council voted", 2, []),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PASTED))
+def test_a_pasted_storys_headline_bylines_and_dates_are_not_paragraphs(name):
+    title, date, opening, count, skipped = PASTED[name]
+    raw = (PASTES / name).read_text(encoding="utf-8")
+    a = parse(raw)
+    assert (a.title, a.date) == (title, date)
+    assert texts(a)[0].startswith(opening) and len(a.paragraphs) == count
+    shown = [f"{s.reason}: {a.text(s)}" for s in a.skipped]
+    assert len(shown) == len(skipped) and all(got.startswith(want) for got, want in zip(shown, skipped)), shown
+
+
+@pytest.mark.parametrize("line", ["By Monday, the river had risen.", "By the numbers", "On March 12, 2024, the council voted.",
+                                  "Reporting by the New York Times revealed that the mayor lied.",
+                                  "By 2030, the city hopes to grow",
+                                  "He was born on 4 March 1960"])
+def test_sentences_that_look_like_bylines_or_dates_are_story_text(line):
+    assert skip_reason(line) is None
+
+
+@pytest.mark.parametrize("line", ["By JANE DOE", "By Jane Doe and Li Wei, Associated Press", "By Reuters",
+                                  "Published: April 3, 2024", "Mar. 4, 2024 at 10:15 a.m. EST", "Updated 2 hours ago",
+                                  "3 min read", "(Reporting by Anna Lind; Editing by Mark Potter)",
+                                  "Heba Habib contributed to this report."])
+def test_bylines_dates_and_credits_are_not_story_text(line):
+    assert skip_reason(line) is not None
+
+
+def test_stories_without_a_headline_keep_every_paragraph():
+    """The 15 news-dev stories (one paragraph a line, no headline) and the seed article parse as before."""
+    stories = sorted(NEWS_DEV.glob("n*.txt"))
+    if not stories:
+        pytest.skip(f"{NEWS_DEV} is not here")
+    for path in stories:
+        raw = path.read_text(encoding="utf-8")
+        a = parse(raw)
+        starts = {m.start() for m in re.finditer(r"^(?=\S)", raw, re.MULTILINE)}
+        assert a.skipped == () and a.date is None and a.paragraphs[0].start == 0, path.name
+        assert all(p.start in starts for p in a.paragraphs)  # each paragraph a line (or lines) of the file
+    seed = read_article(seed_article_path())
+    assert len(seed.paragraphs) == 12 and [s.reason[:7] for s in seed.skipped] == ["all-cap"] * 4
+    assert seed.date == "2023-07-18"

@@ -30,11 +30,13 @@ FIXTURES = Path(__file__).parent / "fixtures" / "html"
 def chat(servers, browser_page: Page) -> Page:
     browser_page.goto(servers[0].url, wait_until="domcontentloaded")
     expect(browser_page.locator("#question textarea")).to_be_visible(timeout=REPLY_TIMEOUT)
+    expect(browser_page.locator("#article-panel .qa-article")).to_have_count(1, timeout=REPLY_TIMEOUT)  # loaded
     return browser_page
 
 
-def ask(page: Page, question: str):
-    """Type the question, press Enter, and return the new bot message once it is answered (pinned by index)."""
+def ask(page: Page, question: str, refused: bool = False):
+    """Type the question, press Enter, and return the new bot message once it is answered (pinned by index); the box
+    is empty again (a refused question goes back into it)."""
     bots = page.get_by_test_id("bot")
     before = bots.count()
     box = page.locator("#question textarea")
@@ -43,7 +45,7 @@ def ask(page: Page, question: str):
     expect(bots).to_have_count(before + 1, timeout=REPLY_TIMEOUT)
     reply = bots.nth(before)
     expect(reply.locator(".qa-pending")).to_have_count(0, timeout=REPLY_TIMEOUT)
-    expect(box).to_have_value("")
+    expect(box).to_have_value(question if refused else "")
     return reply
 
 
@@ -145,6 +147,7 @@ def test_the_question_shows_at_once_with_a_pending_indicator(chat: Page):
     expect(chat.locator(".qa-pending")).to_have_attribute("role", "status")
     expect(chat.locator(".qa-pending")).to_have_count(0, timeout=REPLY_TIMEOUT)
     expect(chat.get_by_test_id("bot").last.locator(".qa-answer")).to_contain_text(VICTIMS_ANSWER)
+    chat.unroute_all(behavior="ignoreErrors")
 
 
 def test_new_conversation_resets_the_chat_and_the_panel(chat: Page):
@@ -196,7 +199,7 @@ def test_empty_message_gets_a_clear_reply(chat: Page, message: str):
 
 
 def test_over_long_message_gets_a_clear_reply(chat: Page):
-    reply = ask(chat, "why " * 300)
+    reply = ask(chat, "why " * 300, refused=True)
     expect(reply).to_contain_text("the limit is 1,000")
     expect(chat.get_by_test_id("user").last).to_contain_text("(1,199 characters)")
 

@@ -136,11 +136,15 @@ def test_after_a_refusal_the_best_ranked_passage_not_the_first_in_reading_order_
 
 
 def test_the_panel_links_the_original_story_safely():
-    raw = 'title: T "x"\ndate: 2024-01-02\nsource: The <Paper>\nurl: https://ex.com/a?b=1&c="2"\n\nStory text here.\n'
+    raw = 'title: T "x"\ndate: 2024-01-02\nsource: The <Paper>\nurl: https://ex.com/a?b=1&c=2\n\nStory text here.\n'
     html = render_article_panel(parse_article(raw, article_id="a9", path="x", sha256="0"))
     assert '<h3 class="qa-headline">T &quot;x&quot;</h3>' in html
-    assert 'href="https://ex.com/a?b=1&amp;c=&quot;2&quot;" target="_blank" rel="noopener noreferrer"' in html
+    assert 'href="https://ex.com/a?b=1&amp;c=2" target="_blank" rel="noopener noreferrer"' in html
     assert "The &lt;Paper&gt;" in html
+    for url in ('https://ex.com/a?c="2"', "javascript:alert(1)", "https://ex.com/\u202egnp.exe"):  # no link at all
+        html = render_article_panel(parse_article(raw.replace("https://ex.com/a?b=1&c=2", url), article_id="a9", path="x",
+                                                  sha256="0"))
+        assert "href=" not in html and "original story" not in html
 
 
 def test_anchors_are_safe_ids_for_any_article_id():
@@ -156,3 +160,57 @@ def test_the_short_answer_in_the_panel_adds_no_space_before_a_comma():
     span = {"start": s2, "end": raw.index(","), "text": "The chief administrator of COPA"}
     html = render_article_panel(article, [p], {"text": raw[s2:h1], "citation": 1, "span": span})
     assert "<mark><strong>The chief administrator of COPA</strong>, Andrea Kersten, said so.</mark> More.</p>" in html
+
+
+# --- issue 25: replies that find their own passages, feedback, the chat from a transcript ---------------------------
+
+
+def test_a_reply_carries_its_turn_and_offers_feedback():
+    from qa.render import render_reply
+
+    html = render_reply(answered(), turn="0a1b2c3d")
+    assert '<div class="qa-reply qa-turn-0a1b2c3d">' in html
+    assert 'class="qa-vote qa-up"' in html and '<span class="qa-sr"> Right answer</span>' in html
+    assert '<span class="qa-sr"> Report a problem</span>' in html and "qa-voted" not in html
+    assert "Marked right" in render_reply(answered(), turn="0a1b2c3d", vote="right")
+    assert "qa-turn-" not in render_reply(answered(), turn="../x")  # only a turn id becomes a class
+
+
+def test_a_reply_names_its_article_when_asked_about_every_article():
+    from qa.render import render_reply
+
+    assert '<p class="qa-from">From <em>Title &lt;b&gt;x&lt;/b&gt;</em> · 2023-07-18 · The Paper</p>' in render_reply(
+        answered(), name_article=True)
+    refusal = {**answered(), "abstained": True, "answer": None, "reason": "The article does not say."}
+    assert '<p class="qa-from">Closest in <em>' in render_reply(refusal, name_article=True)
+    assert "qa-from" not in render_reply(answered())
+
+
+def test_the_kind_of_reply_decides_how_it_is_drawn():
+    from qa.render import REPLY_BODIES, reply_kind
+
+    assert reply_kind(answered()) == "answered"
+    assert reply_kind({**answered(), "abstained": True}) == "abstained"
+    assert reply_kind({**answered(), "status": "uncertain"}) == "answered"  # a kind this chat does not draw yet
+    assert set(REPLY_BODIES) == {"answered", "abstained"}
+
+
+def test_the_chat_is_drawn_from_a_transcript():
+    from qa.chatlog import ChatTurn, Transcript
+    from qa.render import render_chat
+
+    t = Transcript(turns=(ChatTurn("00000001", "q <b>1</b>", None, answered()),
+                          ChatTurn("00000002", "", None, error="The question is empty."),
+                          ChatTurn("00000003", "x" * 1200, None, error="The question is 1,200 characters long.")))
+    messages = render_chat(t, name_articles=True)
+    assert [m["role"] for m in messages] == ["user", "assistant", "assistant", "user", "assistant"]
+    assert "q &lt;b&gt;1&lt;/b&gt;" in messages[0]["content"] and "qa-from" in messages[1]["content"]
+    assert "qa-keep" not in messages[2]["content"] and "qa-keep" in messages[4]["content"]  # back into the box
+
+
+def test_a_removed_articles_passage_is_shown_from_the_reply():
+    from qa.render import render_panel_message
+
+    p = answered()["passages"][0]
+    html = render_panel_message("“Title” has been removed from the index since.", passage=p, turn="0a1b2c3d")
+    assert "qa-shows-0a1b2c3d" in html and 'class="qa-removed-passage">First sentence.' in html and "¶8" in html
