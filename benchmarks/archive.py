@@ -129,12 +129,13 @@ def run(cmd: list[str], *, env: dict, cwd: Path, nice: int, timeout: float = 720
 
 
 def memory(pid: int) -> dict[str, float]:
-    """RSS and PSS (MB) of one process, from /proc/PID/smaps_rollup."""
+    """RSS and PSS (MB) of one process, and PSS split into anonymous memory (the heap) and mapped files (the
+    index's pages, the libraries), from /proc/PID/smaps_rollup."""
     out = {}
     with open(f"/proc/{pid}/smaps_rollup") as f:
         for line in f:
             key, _, rest = line.partition(":")
-            if key in ("Rss", "Pss"):
+            if key in ("Rss", "Pss", "Pss_Anon", "Pss_File"):
                 out[key.lower() + "_mb"] = round(int(rest.split()[0]) / 1024, 1)
     return out
 
@@ -159,8 +160,8 @@ def tree_memory(pid: int) -> dict:
             procs.append({"pid": p, **memory(p)})
         except OSError:
             pass
-    return {"processes": procs, "rss_mb": round(sum(p["rss_mb"] for p in procs), 1),
-            "pss_mb": round(sum(p["pss_mb"] for p in procs), 1)}
+    return {"processes": procs, **{key: round(sum(p.get(key, 0) for p in procs), 1)
+                                   for key in ("rss_mb", "pss_mb", "pss_anon_mb", "pss_file_mb")}}
 
 
 def tree_cpu(pid: int) -> float:
