@@ -77,9 +77,20 @@ def _rel(path: str, base: Path) -> str:
         return str(p.resolve())
 
 
-def _abs(path: str, base: Path) -> str:
-    p = Path(path)
-    return str(p if p.is_absolute() else (base / p).resolve())
+def _abs(path: str, base: Path, folders: dict[str, str] | None = None) -> str:
+    """The resolved path of a path `_rel` stored. `folders` remembers the resolved folders of one table's articles:
+    Path.resolve of each (an lstat per component of its path) was most of opening an archive of 10,000 articles;
+    this is one lstat an article, and the result is the same."""
+    if os.path.isabs(path):
+        return path
+    if folders is None:
+        return str((base / path).resolve())
+    folder, name = os.path.split(os.path.join(base, path))
+    real = folders.get(folder)
+    if real is None:
+        real = folders[folder] = os.path.realpath(folder)
+    full = os.path.join(real, name)
+    return os.path.realpath(full) if os.path.islink(full) else full
 
 
 # --- the data file -----------------------------------------------------------------------------------------
@@ -231,8 +242,9 @@ class Segment:
         self.stamps: dict[str, tuple[int, int] | None] = {}
         self.by_content: dict[str, list[str]] = {}
         self.aside: dict[str, set[str]] = {}  # word -> articles whose set-aside lines hold it
+        folders: dict[str, str] = {}
         for a in meta["articles"]:
-            info = ArticleInfo(a["id"], _abs(a["path"], base), a["title"], a["date"], a["sha256"], a.get("url"),
+            info = ArticleInfo(a["id"], _abs(a["path"], base, folders), a["title"], a["date"], a["sha256"], a.get("url"),
                                a.get("source"), a.get("content"), tuple(a.get("aside") or ()))
             self.order.append(info.id)
             self.articles[info.id] = info

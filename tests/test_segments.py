@@ -398,3 +398,19 @@ def test_a_question_reads_as_many_passages_at_40_or_400_articles(tmp_path, monke
     assert 0 < large <= small + 2, (small, large)
     common = _passages_made(tmp_path / "common", 400, lambda i: "Ruiz3", monkeypatch)  # one name in every article
     assert common <= 2 * MAX_INTRODUCTIONS + 40, common
+
+
+def test_article_paths_resolve_as_path_resolve_does_with_links(tmp_path):
+    """Opening a segment resolves its articles' paths with one lstat each (a cache of their folders): the result is
+    Path.resolve's, through a linked folder and a linked file too."""
+    from qa.segments import _abs
+
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "real" / "sub" / "a.txt").write_text("a")
+    (tmp_path / "real" / "b.txt").write_text("b")
+    (tmp_path / "linked").symlink_to(tmp_path / "real")
+    (tmp_path / "real" / "c.txt").symlink_to(tmp_path / "real" / "sub" / "a.txt")
+    folders: dict[str, str] = {}
+    for path in ("linked/sub/a.txt", "linked/b.txt", "real/c.txt", "linked/./b.txt", "real/missing.txt", str(tmp_path / "x")):
+        assert _abs(path, tmp_path, folders) == _abs(path, tmp_path) == (
+            path if Path(path).is_absolute() else str((tmp_path / path).resolve())), path
