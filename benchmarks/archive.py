@@ -298,6 +298,24 @@ for v in q:
         hits[k] += len(set(exact[:k].tolist()) & set(rows[:k].tolist()))
 out.update({f"recall@{k}": round(h / (k * len(q)), 4) for k, h in hits.items()})
 out.update({f"{k}_ms_p50": round(float(np.median(v)) * 1000, 2) for k, v in times.items()})
+# more lists read: the same inverted file of the largest segment, its candidates scored exactly
+seg = max((s for s in index.segments if getattr(s, "ivf", None) is not None), key=lambda s: s.passages)
+dense = np.asarray(seg.dense)
+out["lists"] = len(seg.ivf.centroids)
+out["probes"] = {}
+for probes in (48, 96, 192, 384):
+    h10 = h20 = 0
+    ts = []
+    for v in q:
+        exact = np.argsort(-(dense @ v))[:20]
+        t = time.perf_counter()
+        cand = np.sort(seg.ivf.candidates(v, probes))
+        top = cand[np.argsort(-(dense[cand] @ v))[:20]]
+        ts.append(time.perf_counter() - t)
+        h10 += len(set(exact[:10].tolist()) & set(top[:10].tolist()))
+        h20 += len(set(exact.tolist()) & set(top.tolist()))
+    out["probes"][probes] = {"recall@10": round(h10 / (10 * len(q)), 4), "recall@20": round(h20 / (20 * len(q)), 4),
+                             "ms_p50": round(float(np.median(ts)) * 1000, 2)}
 print(json.dumps(out))
 """
 
