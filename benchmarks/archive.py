@@ -235,8 +235,9 @@ class Fill(OnnxEmbedder):
         out_v, out_t, out_o = [], [], []
         for text, e in zip(texts, encs):
             spans = split_sentences(text, 0) or []
-            sv = np.stack([vectors[row_of[text[s.start:s.end]]] if text[s.start:s.end] in row_of else hashed(text[s.start:s.end], dim)
-                           for s in spans]) if spans else hashed(text, dim)[None, :]
+            parts = [text[s.start:s.end] for s in spans]
+            sv = np.stack([vectors[row_of[t]] if t in row_of else hashed(t, dim) for t in parts]) if spans \
+                else hashed(text, dim)[None, :]
             v = sv.mean(axis=0)
             out_v.append(v / np.linalg.norm(v))
             offs = np.asarray(e.offsets[1:len(e.ids) - 1], dtype=np.int64).reshape(-1, 2)
@@ -495,7 +496,8 @@ def markdown(results: list[dict]) -> str:
             f"{r['cli_remove']['wall_s']:.2f} s ({r['cli_remove']['cpu_s']:.2f} s) | "
             f"{r['cli_add']['peak_rss_mb'] / 1000:.2f} GB | {app.get('ready_s', '–')} s | {mem('memory_at_ready')} | "
             f"{mem('memory_after_asks')} | {mem('memory_after_add')} | "
-            + (f"{app['ask_ms']['p50']} / {app['ask_ms']['p95']} ms | {app['api_add_s']} / {app['api_remove_s']} s |" if app else "– | – |"))
+            + (f"{app['ask_ms']['p50']} / {app['ask_ms']['p95']} ms | {app['api_add_s']} / {app['api_remove_s']} s |"
+               if app else "– | – |"))
     return "\n".join(lines) + "\n"
 
 

@@ -93,7 +93,8 @@ def use(name: str) -> None:
     if CODECS[name] is None:
         return
     encode, decode, row_bytes, rotate = CODECS[name]()
-    quantize.CODEC, quantize.encode, quantize.decode, quantize.row_bytes, quantize.rotate = name, encode, decode, row_bytes, rotate
+    quantize.CODEC, quantize.encode, quantize.decode = name, encode, decode
+    quantize.row_bytes, quantize.rotate = row_bytes, rotate
     if name.startswith("float16"):
         quantize.encode8, quantize.decode8, quantize.sentence_bytes = _float32_sentences()
 
@@ -178,7 +179,8 @@ def main() -> None:
         shutil.rmtree(work, ignore_errors=True)
     lines = ["| token vectors | bytes a piece | " + " | ".join(sets) + " |", "|---|---|" + "---|" * len(sets)]
     for name, row in out["codecs"].items():
-        lines.append(f"| {name} | {row['bytes_per_piece']} | " + " | ".join(f"{row[s][0]:.3f} / {row[s][1]:.3f}" for s in sets) + " |")
+        cells = " | ".join(f"{row[s][0]:.3f} / {row[s][1]:.3f}" for s in sets)
+        lines.append(f"| {name} | {row['bytes_per_piece']} | {cells} |")
     print("\n".join(lines))
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1) + "\n")

@@ -397,11 +397,11 @@ class Engine:
         `settings.articles`, else the sources recorded in the index, else `articles/`. A file whose size and mtime
         are those the index recorded is not read again. With `export_onnx` (what `qa build` does), the model is
         exported to ONNX into the index folder; with `compact` (`qa build` too), every index file is hashed and the
-        segments are merged into one, dropping removed articles' rows. Passages are embedded by `build_embedder`. A stale, missing, damaged or older-format index is rebuilt (a
-        changed, added or removed article is a small new segment or a tombstone; only a model, chunking or format
-        change embeds everything again) unless `settings.rebuild` is "never", which raises the error naming what is
-        wrong instead. Changes hold the folder's writer lock (qa/locks.py): a second build waits, then finds the
-        index fresh.
+        segments are merged into one, dropping removed articles' rows. Passages are embedded by `build_embedder`.
+        A stale, missing, damaged or older-format index is rebuilt (a changed, added or removed article is a small
+        new segment or a tombstone; only a model, chunking or format change embeds everything again) unless
+        `settings.rebuild` is "never", which raises the error naming what is wrong instead. Changes hold the folder's
+        writer lock (qa/locks.py): a second build waits, then finds the index fresh.
         """
         settings = settings or resolve_settings()
         folder = settings.index_path
@@ -416,7 +416,8 @@ class Engine:
             if settings.articles is not None:
                 sources = list(settings.articles)
             elif manifest is not None:
-                sources = [str(Path(folder).resolve().parent / s) if not Path(s).is_absolute() else s for s in manifest["sources"]]
+                sources = [str(Path(folder).resolve().parent / s) if not Path(s).is_absolute() else s
+                           for s in manifest["sources"]]
             else:
                 sources = ["articles"]
             sources = [str(Path(s).resolve()) for s in sources]

@@ -308,7 +308,8 @@ def _file_ids(folder: Path, name: str) -> tuple | None:
     """(inode, size, mtime) of a segment's two files: a segment open in this process is reused only while its files
     are the very ones it mapped (a file changed in place must be checked again, not read through the old map)."""
     try:
-        return tuple((st.st_ino, st.st_size, st.st_mtime_ns) for st in (os.stat(folder / name / META), os.stat(folder / name / DATA)))
+        return tuple((st.st_ino, st.st_size, st.st_mtime_ns)
+                     for st in (os.stat(folder / name / META), os.stat(folder / name / DATA)))
     except OSError:
         return None
 
@@ -600,7 +601,8 @@ class StoredIndex:
         self.aside_vocabulary = AsideWords(self)
 
     def __repr__(self) -> str:
-        return f"<StoredIndex {self.folder}/ {len(self.articles)} articles, {self.passages} passages, {len(self.segments)} segments>"
+        return (f"<StoredIndex {self.folder}/ {len(self.articles)} articles, {self.passages} passages, "
+                f"{len(self.segments)} segments>")
 
     @property
     def generation(self) -> str | None:

@@ -32,7 +32,8 @@ STORIES = [f"The {town} council voted to repair the {thing} on {day}.\n\nWork on
                                            ("Cedar", "bridge", "Friday", "July"), ("Dunmore", "station", "Sunday", "April"),
                                            ("Elm", "school", "Monday", "March"), ("Fenwick", "clock tower", "Tuesday", "May"),
                                            ("Garth", "harbour wall", "Friday", "June"), ("Holm", "market hall", "Monday", "July"),
-                                           ("Ivy", "swimming pool", "Sunday", "August"), ("Juniper", "town hall", "Friday", "May"),
+                                           ("Ivy", "swimming pool", "Sunday", "August"),
+                                           ("Juniper", "town hall", "Friday", "May"),
                                            ("Kestrel", "fire station", "Tuesday", "March")]]
 
 
