@@ -939,21 +939,21 @@ def bench_faults(app: App, login_app: App, questions: list[str]) -> dict:
 
 def check_index(folder: Path, articles: Path | None = None) -> dict:
     """Load the index (every file's sha256 checked); count passages; stray files; whether it names each
-    article file as it is now."""
+    article file as it is now."""  # noqa: D401
     from qa.store import MANIFEST, load_index, read_manifest
 
     try:
-        index = load_index(folder)
+        index = load_index(folder, verify=True)
     except Exception as exc:  # noqa: BLE001 - any failure to load is the finding
         return {"loads": False, "error": f"{type(exc).__name__}: {exc}"[:300], "valid": False}
     manifest = read_manifest(folder)
-    expected = set(manifest["parts"].values()) | {MANIFEST, ".read.lock", ".write.lock", "onnx"}
+    expected = {seg["name"] for seg in manifest["segments"]} | {MANIFEST, ".read.lock", ".write.lock", "onnx"}
     stray = sorted(p.name for p in folder.iterdir() if p.name not in expected)
     fresh = True
     if articles is not None:
-        for a in manifest["articles"]:
-            path = Path(a["path"]) if Path(a["path"]).is_absolute() else folder.resolve().parent / a["path"]
-            fresh &= path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == a["sha256"]
+        for a in index.articles.values():
+            path = Path(a.path)
+            fresh &= path.is_file() and hashlib.sha256(path.read_bytes()).hexdigest() == a.sha256
     passages = len(index.chunks)
     return {"loads": True, "passages": passages, "stray_files": stray, "fresh": fresh,
             "valid": passages > 0 and not stray and fresh}

@@ -248,6 +248,8 @@ def bench_build(work: Path, articles, st_embedder) -> dict:
     opened with backend="torch". Each build is compared with one batched bare encode (sentence-transformers'
     `encode(texts, batch_size=32)`, or onnxruntime's) of the same passage texts by the very model, backend and
     precision that embedded its passages; a bare encode runs once per such model, between builds."""
+    import numpy as np
+
     from qa import Engine, resolve_settings
 
     out: dict = {"articles": len(articles), "source": str(SQUAD)}
@@ -283,7 +285,7 @@ def bench_build(work: Path, articles, st_embedder) -> dict:
         texts = texts or [c.text for c in engine.index.chunks]
         assert len(texts) == len(engine.index.chunks)
         log(f"build: {build_s:.1f} s for {len(texts)} passages")
-        built[variant] = (engine.index.passage_vectors, build_s, build_cpu, embeds)
+        built[variant] = (np.asarray(engine.index.passage_vectors), build_s, build_cpu, embeds)
         bare_encode(embeds, builder)
     # the float32 sentence-transformers encode the peers' figures (52-68 s for this corpus) were taken with
     bare_encode("PyTorch", st_embedder)

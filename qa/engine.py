@@ -11,19 +11,18 @@ from __future__ import annotations
 import os
 import sys
 import threading
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 
 from .answer import compose_answer, display_path
-from .decide import Decision, decide
-from .pipeline import Resolved, Retrieved, resolve_question, retrieve
-from .reading import SentenceReading, read
-from .articles import ArticleFiles, read_article, read_corpus
+from .articles import ArticleFiles, article_ids, aside_words, find_article_files, read_article, story_key
+from .chunking import chunk_article
 from .config import Settings, resolve_settings
 from .embedding import Embedder, content_mask, make_embedder
 from .errors import (
@@ -37,25 +36,30 @@ from .errors import (
     QAError,
     StaleIndexError,
 )
-from .locks import read_lock, write_lock
+from .decide import Decision, decide
 from .grounding import unrecognised_words
+from .locks import write_lock
+from .pipeline import Resolved, Retrieved, resolve_question, retrieve
+from .reading import SentenceReading, read
 from .retrieval import FusionMethod, Query, Retriever
 from .store import (
-    FORMAT_VERSION,
     MANIFEST,
+    FilesStore,
+    NewArticle,
     StoredIndex,
-    build_index,
     check_room,
+    embed_chunks,
     estimated_bytes,
-    load_index,
+    merge_plan,
+    read_format3,
     read_manifest,
     remove_unreferenced,
-    save_index,
 )
-from .types import Answer, Article
+from .types import Answer, Article, ArticleInfo
 from .validation import Turn, check_k, check_question
 
 Log = Callable[[str], None]
+MergeMode = Literal["background", "small", "none"]
 
 
 def _stderr(message: str) -> None:
@@ -103,21 +107,104 @@ def _passage_embedder(model: str, precision: str) -> Embedder:
     return SentenceTransformerEmbedder(model, precision=precision)
 
 
-def describe_changes(manifest: dict, articles: Sequence[Article], model: str, chunking: dict) -> list[str]:
-    """What differs between an index's manifest and the current corpus and settings (empty: fresh)."""
-    changes = []
-    if manifest.get("format_version") != FORMAT_VERSION:
-        changes.append(f"index format {manifest.get('format_version')} (this version reads {FORMAT_VERSION})")
-    if manifest["model"]["name"] != model:
-        changes.append(f"model {manifest['model']['name']!r} -> {model!r}")
-    if manifest.get("chunking") != chunking:
-        changes.append(f"chunking settings {manifest.get('chunking')} -> {chunking}")
-    old = {a["id"]: a["sha256"] for a in manifest["articles"]}
-    new = {a.id: a.sha256 for a in articles}
-    changes += [f"article changed: {i}" for i in sorted(old.keys() & new.keys()) if old[i] != new[i]]
-    changes += [f"article added: {i}" for i in sorted(new.keys() - old.keys())]
-    changes += [f"article removed: {i}" for i in sorted(old.keys() - new.keys())]
-    return changes
+INLINE_MERGE_PASSAGES = 25_000  # `qa add` / `qa remove` merge segments themselves only up to this size (~ seconds)
+
+
+def _info(article: Article) -> ArticleInfo:
+    return ArticleInfo(article.id, article.path, article.title, article.date, article.sha256, article.url,
+                       article.source, story_key(article), aside_words(article))
+
+
+def _stamp_of(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_size, st.st_mtime_ns)
+
+
+@dataclass
+class Corpus:
+    """The articles an index is to hold: files listed (read only when the index's stamp of one differs), or articles
+    already read (SQuAD)."""
+
+    files: list[tuple[str, Path]] | None = None  # (id, path)
+    articles: list[Article] | None = None
+    max_bytes: int = 1_000_000
+    _paths: dict = field(default_factory=dict, repr=False)
+    _read: dict = field(default_factory=dict, repr=False)
+
+    def __len__(self) -> int:
+        return len(self.files if self.files is not None else self.articles or [])
+
+    def ids(self) -> list[str]:
+        return [i for i, _ in self.files] if self.files is not None else [a.id for a in self.articles or []]
+
+    def read(self, article_id: str) -> tuple[Article, tuple[int, int] | None]:
+        """An article with the stamp (size, mtime) its file had before it was read (read once while unchanged: a
+        build checks the corpus before and after taking the writer lock)."""
+        if self.files is None:
+            return next(a for a in self.articles or [] if a.id == article_id), None
+        path = self._paths.setdefault("", dict(self.files))[article_id]  # type: ignore[index]
+        stamp = _stamp_of(path)
+        kept = self._read.get(article_id)
+        if kept is not None and kept[1] == stamp and stamp is not None:
+            return kept
+        article = read_article(path, article_id, self.max_bytes)
+        if len(self._read) < 2000:
+            self._read[article_id] = (article, stamp)
+        return article, stamp
+
+
+@dataclass
+class Changes:
+    """What differs between an index and its corpus: `notes` in words; the articles to (re)index and to drop."""
+
+    notes: list[str]
+    add: dict[str, tuple[Article, tuple[int, int] | None] | None]  # id -> (article, stamp) when already read
+    remove: list[str]
+    everything: bool = False  # another model, chunking or format: every article is embedded again
+
+
+def describe_changes(index: StoredIndex, corpus: Corpus, model: str, chunking: dict) -> Changes:
+    """What differs between an index and the current corpus and settings. A file whose size and mtime are those
+    the index recorded is taken as unchanged without reading it; another is read and compared by sha256."""
+    notes: list[str] = []
+    if index.model != model:
+        notes.append(f"model {index.model!r} -> {model!r}")
+    if index.chunking != chunking:
+        notes.append(f"chunking settings {index.chunking} -> {chunking}")
+    if notes:
+        return Changes(notes, {i: None for i in corpus.ids()}, [], everything=True)
+    add: dict[str, tuple[Article, tuple[int, int] | None] | None] = {}
+    changed, added = [], []
+    known = index.articles
+    if corpus.files is not None:
+        for article_id, path in corpus.files:
+            info = known.get(article_id)
+            stamp = _stamp_of(path)
+            if info is not None and stamp is not None and index.stamp_of(article_id) == stamp and info.path == str(path):
+                continue
+            article, stamp = corpus.read(article_id)
+            if info is None:
+                added.append(article_id)
+            elif info.sha256 != article.sha256 or Path(info.path) != Path(article.path):
+                changed.append(article_id)
+            else:
+                continue
+            add[article_id] = (article, stamp)
+    else:
+        for article in corpus.articles or []:
+            info = known.get(article.id)
+            if info is None or info.sha256 != article.sha256:
+                (added if info is None else changed).append(article.id)
+                add[article.id] = (article, None)
+    wanted = set(corpus.ids())
+    removed = [a for a in known if a not in wanted]
+    notes += [f"article changed: {i}" for i in sorted(changed)]
+    notes += [f"article added: {i}" for i in sorted(added)]
+    notes += [f"article removed: {i}" for i in sorted(removed)]
+    return Changes(notes, add, removed + changed)
 
 
 def _generation(folder: Path) -> str | None:
@@ -127,39 +214,108 @@ def _generation(folder: Path) -> str | None:
         return None
 
 
-def _peek_manifest(folder: Path) -> dict | None:
-    """The manifest when there is a readable one (it names the corpus' sources), else None."""
-    try:
-        return read_manifest(folder)
-    except QAError:
-        return None
-
-
 def _referenced(folder: Path) -> set[str]:
     """Names in the folder that the current manifest needs (or just the manifest, when it is unreadable)."""
     from .locks import LOCK_FILES
 
     keep = {MANIFEST, *LOCK_FILES, "onnx"}
-    manifest = _peek_manifest(folder)
-    if manifest is not None:
-        keep |= set(manifest["parts"].values())
+    try:
+        keep |= {seg["name"] for seg in read_manifest(folder)["segments"]}
+    except QAError:
+        pass
     return keep
 
 
-def _load_if_fresh(folder: Path, articles: Sequence[Article], model: str, chunking: dict
-                   ) -> tuple[StoredIndex | None, list[str] | QAError]:
-    """(the loaded index, []) when the folder holds a sound index of exactly this corpus and these settings;
-    else (None, what differs) or (None, the error that makes it unusable: missing or damaged). The manifest is
-    read and its files loaded under the reader lock, so a concurrent build cannot remove them meanwhile."""
-    with read_lock(folder):
-        try:
-            manifest = read_manifest(folder)
-            changes = describe_changes(manifest, articles, model, chunking)
-            if changes:
-                return None, changes
-            return load_index(folder, manifest), []
-        except (IndexMissingError, IndexCorruptError) as exc:
-            return None, exc
+def _open_if_fresh(store: FilesStore, corpus: Corpus, model: str, chunking: dict, *, verify: bool = False
+                   ) -> tuple[StoredIndex | None, Changes | QAError | None]:
+    """(the opened index, None) when the folder holds a sound index of exactly this corpus and these settings;
+    (the opened index, what differs) when it holds another; (None, the error) when it cannot be used (missing,
+    damaged, of an older format)."""
+    try:
+        index = store.latest(None, verify=verify)
+    except (IndexMissingError, IndexCorruptError, StaleIndexError) as exc:
+        return None, exc
+    changes = describe_changes(index, corpus, model, chunking)
+    return index, (changes if changes.notes else None)
+
+
+def _index_articles(store: FilesStore, current: StoredIndex | None, corpus: Corpus, changes: Changes, embedder: Embedder,
+                    model: str, chunking: dict, sources: list[str], dimension: int, *, progress: bool, log: Log,
+                    reuse: dict[str, NewArticle] | None = None, reused_by: dict | None = None) -> StoredIndex:
+    """Chunk and embed the articles of `changes.add` (reading those not read yet) and commit them, with
+    `changes.remove` tombstoned, as one change (every article, into fresh segments, when `changes.everything`).
+    Articles are read, chunked and embedded a batch at a time, so a large build holds one batch in memory; every
+    file is read once before any embedding, so a bad one is refused first. `reuse`: passages and vectors of an
+    index of the older format (`read_format3`), taken for each article whose sha256 is unchanged."""
+    import sys
+
+    from tqdm import tqdm
+
+    todo = [i for i in corpus.ids() if i in changes.add]
+    chars = 0
+    for i in todo:  # validate everything first, keeping what a small change has read
+        got = changes.add[i]
+        if got is None:
+            got = corpus.read(i)
+            chars += len(got[0].raw)
+            changes.add[i] = got if len(todo) <= 2000 else None
+        else:
+            chars += len(got[0].raw)
+    check_room(store.folder, estimated_bytes(chars, dimension))
+    how = {"torch": "PyTorch", "onnx": "onnxruntime"}.get(getattr(embedder, "backend", ""), "the embedder")
+    if getattr(embedder, "precision", "float32") != "float32":
+        how += f", {embedder.precision}"
+    reuse = reuse or {}
+    again = [i for i in todo if i in reuse and changes.add[i] is not None and reuse[i].info.sha256 == changes.add[i][0].sha256]
+    if reuse:
+        log(f"Taking the passages and vectors of {len(again)} article(s) from the index of the older format")
+    kept = "" if current is None else f" ({current.passages} reused from the previous index)"
+    if len(todo) > len(again):
+        log(f"Embedding the passages of {len(todo) - len(again)} article(s) with {how}{kept}")
+    again_set = set(again)
+    bar = tqdm(total=len(todo), desc="Embedding", unit="article", disable=not (progress and sys.stderr.isatty()))
+    count = embedder.count_tokens
+    max_tokens, max_sentences = chunking["max_tokens"], chunking["max_sentences"]
+
+    def articles() -> Iterator[NewArticle]:
+        batch: list[tuple[Article, tuple[int, int] | None, list]] = []
+        passages = 0
+
+        def flush() -> Iterator[NewArticle]:
+            flat = [c for _a, _s, chunks in batch for c in chunks]
+            vectors = list(embed_chunks(flat, embedder))
+            at = 0
+            for article, stamp, chunks in batch:
+                yield NewArticle(_info(article), stamp, chunks, vectors[at : at + len(chunks)])
+                at += len(chunks)
+            bar.update(len(batch))
+
+        for i in todo:
+            article, stamp = changes.add[i] or corpus.read(i)
+            changes.add[i] = None  # read and embedded: let it go
+            if i in again_set:
+                yield NewArticle(_info(article), stamp, reuse[i].chunks, reuse[i].vectors)
+                bar.update(1)
+                continue
+            chunks = chunk_article(article, max_tokens=max_tokens, count_tokens=count, max_sentences=max_sentences)
+            batch.append((article, stamp, chunks))
+            passages += len(chunks)
+            if passages >= 1024:
+                yield from flush()
+                batch, passages = [], 0
+        if batch:
+            yield from flush()
+
+    embedded_by = {"backend": getattr(embedder, "backend", "unknown"), "precision": getattr(embedder, "precision", "float32")}
+    if reused_by and len(again) == len(todo):
+        embedded_by = reused_by
+    header = {"model": {"name": model, "dimension": dimension}, "chunking": chunking, "sources": sources,
+              "embedded_by": embedded_by if current is None else (current.embedded_by or embedded_by)}
+    try:
+        return store.write(None if changes.everything else current, add=articles(), remove=changes.remove,
+                           header=header, replace_all=changes.everything)
+    finally:
+        bar.close()
 
 
 def _can_export() -> bool:
@@ -175,7 +331,7 @@ class Serving:
 
     index: StoredIndex
     retriever: Retriever
-    stamp: tuple[int, int, int] | None  # (mtime, inode, size) of the manifest it was loaded from
+    stamp: tuple[int, int, int] | None  # (mtime, inode, size) of the manifest it was opened from
 
 
 @dataclass(frozen=True)
@@ -189,14 +345,6 @@ class Trace:
     answer: Answer | None = None
 
 
-def _stamp(folder: Path) -> tuple[int, int, int] | None:
-    try:
-        st = os.stat(folder / MANIFEST)
-    except OSError:
-        return None
-    return (st.st_mtime_ns, st.st_ino, st.st_size)
-
-
 class Engine:
     """Load once, then `ask` many times; add and remove articles while serving."""
 
@@ -207,15 +355,18 @@ class Engine:
         self.settings = settings
         self.method = method
         self.files = ArticleFiles()
+        self.store = FilesStore(index.folder)
         self._reload = threading.Lock()
+        self._merging = threading.Lock()  # one background merge at a time in this process
         self._serving = self._serve(index)
 
     def _serve(self, index: StoredIndex) -> Serving:
         s = self.settings
         retriever = Retriever(index, dense_weight=s.dense_weight, maxsim_weight=s.maxsim_weight,
                               candidates=s.candidates, rerank=s.rerank, method=self.method)
-        stamp = _stamp(s.index_path) if index.manifest.get("generation") == _generation(s.index_path) else None
-        return Serving(index, retriever, stamp)
+        if index.stamp is None:
+            index.stamp = self.store.stamp() if _generation(index.folder) == index.generation else None
+        return Serving(index, retriever, index.stamp)
 
     @cached_property
     def reader(self):
@@ -247,23 +398,26 @@ class Engine:
     @classmethod
     def open(cls, settings: Settings | None = None, *, articles: Sequence[Article] | None = None,
              sources: Sequence[str] | None = None, embedder: Embedder | None = None, force: bool = False,
-             export_onnx: bool = False, progress: bool = False, log: Log = _stderr,
+             export_onnx: bool = False, compact: bool = False, progress: bool = False, log: Log = _stderr,
              method: FusionMethod = "hybrid") -> Engine:
         """Open the index in `settings.index_dir` for the corpus, building, refreshing or repairing it when needed.
 
         The corpus is `articles` if given (already read, e.g. from SQuAD), else the files under
-        `settings.articles`, else the sources recorded in the index, else `articles/`. With `export_onnx`
-        (what `qa build` does), the model is exported to ONNX into the index folder once the articles have
-        been read, so later queries run on onnxruntime; passages are embedded by `build_embedder`.
-        A stale, missing or damaged index is rebuilt (only changed articles are embedded again) unless
-        `settings.rebuild` is "never", which raises the error naming what is wrong instead. Builds hold the
-        folder's writer lock (qa/locks.py): a second build waits, then finds the index fresh.
+        `settings.articles`, else the sources recorded in the index, else `articles/`. A file whose size and mtime
+        are those the index recorded is not read again. With `export_onnx` (what `qa build` does), the model is
+        exported to ONNX into the index folder; with `compact` (`qa build` too), every index file is hashed and the
+        segments are merged into one, dropping removed articles' rows. Passages are embedded by `build_embedder`.
+        A stale, missing, damaged or older-format index is rebuilt (a changed, added or removed article is a small
+        new segment or a tombstone; only a model, chunking or format change embeds everything again) unless
+        `settings.rebuild` is "never", which raises the error naming what is wrong instead. Changes hold the folder's
+        writer lock (qa/locks.py): a second build waits, then finds the index fresh.
         """
         settings = settings or resolve_settings()
         folder = settings.index_path
+        store = FilesStore(folder)
         try:
             manifest = read_manifest(folder)
-        except (IndexMissingError, IndexCorruptError):
+        except (IndexMissingError, IndexCorruptError, StaleIndexError):
             if settings.rebuild == "never":
                 raise  # before reading articles or loading a model
             manifest = None
@@ -271,11 +425,16 @@ class Engine:
             if settings.articles is not None:
                 sources = list(settings.articles)
             elif manifest is not None:
-                sources = [str(Path(folder).resolve().parent / s) if not Path(s).is_absolute() else s for s in manifest["sources"]]
+                sources = [str(Path(folder).resolve().parent / s) if not Path(s).is_absolute() else s
+                           for s in manifest["sources"]]
             else:
                 sources = ["articles"]
             sources = [str(Path(s).resolve()) for s in sources]
-            articles = read_corpus(sources, settings.max_article_bytes)
+            files = find_article_files(sources)
+            corpus = Corpus(files=list(zip(article_ids(files), [Path(os.path.abspath(f)) for f in files])),
+                            max_bytes=settings.max_article_bytes)
+        else:
+            corpus = Corpus(articles=list(articles))
         sources = list(sources or [])
         if settings.rebuild == "never" and manifest is not None and manifest["model"]["name"] != settings.model:
             # before loading a model that may not even exist here (a hub name tries the network first)
@@ -284,43 +443,53 @@ class Engine:
         if embedder is None:
             embedder = cls._query_embedder(settings, folder, export_onnx=export_onnx, log=log)
         chunking = cls.chunking_settings(settings, embedder)
-        if not force:
-            index, problem = _load_if_fresh(folder, articles, settings.model, chunking)
-            if index is not None:
+        if not force and manifest is not None:
+            index, problem = _open_if_fresh(store, corpus, settings.model, chunking, verify=compact)
+            if index is not None and problem is None and not (compact and merge_plan(index, everything=True)):
                 return cls(index, embedder, settings, method)
-            if settings.rebuild == "never":
-                if isinstance(problem, list):
+            if problem is not None and settings.rebuild == "never":
+                if isinstance(problem, Changes):
                     raise StaleIndexError(
-                        f"The index in {folder}/ does not match the articles or settings: {'; '.join(problem)}. "
+                        f"The index in {folder}/ does not match the articles or settings: {'; '.join(problem.notes)}. "
                         "Run `qa build` to update it, or unset QA_REBUILD / drop --no-rebuild to let it rebuild."
                     )
                 raise problem
-        with write_lock(folder, log=log):
-            previous = None
+        with store.writing(log=log):
+            current, changes = None, None
             if not force:  # another writer may have brought the index up to date while we waited
-                index, problem = _load_if_fresh(folder, articles, settings.model, chunking)
-                if index is not None:
-                    return cls(index, embedder, settings, method)
-                if isinstance(problem, list):
-                    log(f"Updating the index in {folder}/: {'; '.join(problem)}")
-                    try:
-                        previous = load_index(folder, read_manifest(folder))
-                    except QAError:  # a damaged old index only costs us the reuse of its vectors
-                        previous = None
+                index, problem = _open_if_fresh(store, corpus, settings.model, chunking, verify=compact)
+                if isinstance(problem, Changes):
+                    log(f"Updating the index in {folder}/: {'; '.join(problem.notes)}")
+                    changes = problem
+                    current = None if problem.everything else index
+                elif index is not None:
+                    current, changes = index, Changes([], {}, [])
                 elif isinstance(problem, IndexMissingError):
-                    log(f"Building the index in {folder}/ ({len(articles)} article(s))")
+                    log(f"Building the index in {folder}/ ({len(corpus)} article(s))")
                 else:
                     log(f"{problem} Rebuilding it from the articles.")
             else:
-                log(f"Building the index in {folder}/ ({len(articles)} article(s))")
+                log(f"Building the index in {folder}/ ({len(corpus)} article(s))")
+            legacy = None if force else read_format3(folder)  # before the clean-up removes its files
             freed = remove_unreferenced(folder, _referenced(folder))
             if freed:
                 log(f"Removed {freed / 1e6:.1f} MB left in {folder}/ by builds that did not finish")
-            builder = build_embedder(embedder, settings.model, build_precision(settings.build_precision))
-            index = build_index(articles, embedder=builder, model=settings.model, chunking=chunking, sources=sources,
-                                previous=previous, progress=progress, log=log,
-                                before_embedding=lambda chunks: check_room(folder, estimated_bytes(chunks, embedder.dimension)))
-            save_index(index, folder)
+            reuse, reused_by = None, None
+            if changes is None or changes.everything:
+                changes = Changes([], {i: None for i in corpus.ids()}, [], everything=True)
+                if legacy is not None and legacy[0]["model"].get("name") == settings.model and legacy[0]["chunking"] == chunking:
+                    reuse, reused_by = legacy[1], legacy[0]["embedded_by"]
+            index = current
+            if changes.add or changes.remove or current is None:
+                builder = build_embedder(embedder, settings.model, build_precision(settings.build_precision)) \
+                    if not reuse or set(changes.add) - set(reuse) else embedder
+                index = _index_articles(store, current, corpus, changes, builder, settings.model, chunking, sources,
+                                        embedder.dimension, progress=progress, log=log, reuse=reuse, reused_by=reused_by)
+            if compact:
+                plan = merge_plan(index, everything=True)
+                if plan:
+                    log(f"Merging {len(plan)} segment(s) into one")
+                    index = store.merge(index, plan, log=log, locked=True) or store.latest(None)
         log(f"Index ready: {len(index.articles)} article(s), {len(index.chunks)} passages in {folder}/")
         return cls(index, embedder, settings, method)
 
@@ -461,45 +630,41 @@ class Engine:
 
     def refresh(self) -> Serving:
         """The index to answer from: the one loaded, or the newer one another process (or thread) committed since.
-        Costs one stat of manifest.json per call; a newer index is loaded once, under the reader lock. An index that
-        cannot be loaded leaves the current one in service (and is logged)."""
+        Costs one stat of manifest.json per call; a newer generation is opened once, under the reader lock, reusing
+        the segments already open (after an add, only the new segment is read). An index that cannot be loaded
+        leaves the current one in service (and is logged)."""
         serving = self._serving
         if serving.stamp is None:
-            return serving  # not served from a folder that others write (an index built in memory)
-        folder = self.settings.index_path
-        if _stamp(folder) == serving.stamp:
+            return serving  # not served from a folder that others write
+        if self.store.stamp() == serving.stamp:
             return serving
         with self._reload:
             serving = self._serving
-            stamp = _stamp(folder)
+            stamp = self.store.stamp()
             if stamp == serving.stamp or stamp is None:
                 return serving
             try:
-                with read_lock(folder):
-                    manifest = read_manifest(folder)
-                    if manifest.get("generation") == serving.index.manifest.get("generation"):
-                        index = None
-                    else:
-                        index = load_index(folder, manifest)
-                    stamp = _stamp(folder)
+                index = self.store.latest(serving.index)
             except QAError as exc:
-                _stderr(f"article-qa: kept the index in service; the newer one in {folder}/ cannot be loaded: {exc}")
+                _stderr(f"article-qa: kept the index in service; the newer one in {self.store.folder}/ cannot be "
+                        f"loaded: {exc}")
                 self._serving = replace(serving, stamp=stamp)
                 return self._serving
-            self._serving = replace(serving, stamp=stamp) if index is None else replace(self._serve(index), stamp=stamp)
+            self._serving = replace(serving, stamp=index.stamp) if index is serving.index else self._serve(index)
             return self._serving
 
     # --- articles staff add and remove ----------------------------------------------------------------------
 
+    @staticmethod
+    def _entry(index: StoredIndex, article_id: str) -> dict:
+        a = index.articles[article_id]
+        return {"article": a.id, "title": a.title, "date": a.date, "source": a.source, "url": a.url,
+                "passages": int(len(index.article_rows.get(a.id, ()))), "path": display_path(a.path, index.root)}
+
     def list_articles(self) -> list[dict]:
         """Every article of the index, in id order: id, title, date, source, url, passages, path."""
-        serving = self.refresh()
-        index = serving.index
-        rows = index.article_rows
-        root = index.root
-        return [{"article": a.id, "title": a.title, "date": a.date, "source": a.source, "url": a.url,
-                 "passages": int(len(rows.get(a.id, ()))), "path": display_path(a.path, root)}
-                for a in sorted(index.articles.values(), key=lambda a: a.id)]
+        index = self.refresh().index
+        return [self._entry(index, a) for a in sorted(index.articles)]
 
     def articles_folder(self) -> Path:
         """Where added articles are stored: the first folder among the corpus' sources."""
@@ -511,19 +676,21 @@ class Engine:
             f"{self.index.sources or 'none'}); set QA_ARTICLES to a folder, e.g. QA_ARTICLES=articles, and run `qa build`.")
 
     def add_article(self, text: object, *, title: object = None, date: object = None, url: object = None,
-                    source: object = None, fmt: str = "auto", wait: float = 60.0, log: Log = _stderr) -> dict:
-        """Store an article (plain text, Markdown or an HTML page) in the articles folder and index it: only its
-        passages are embedded, and the index in service is swapped for the new one in one step. Returns its entry
-        of `list_articles()`. Raises ArticleError (and subclasses: a duplicate names the existing id) for input
-        that cannot be added, IndexBusyError when another writer holds the index for over `wait` seconds."""
+                    source: object = None, fmt: str = "auto", wait: float = 60.0, log: Log = _stderr,
+                    merge: MergeMode = "background") -> dict:
+        """Store an article (plain text, Markdown or an HTML page) in the articles folder and index it: its passages
+        are embedded and written as one small segment, and the index in service is swapped for the new generation in
+        one step. Returns its entry of `list_articles()`. Raises ArticleError (and subclasses: a duplicate names the
+        existing id) for input that cannot be added, IndexBusyError when another writer holds the index for over
+        `wait` seconds. `merge`: when segments are due for a merge, merge them on a thread of this process
+        ("background", the app), here when small ("small", the `qa` command), or not at all ("none")."""
         from .collection import prepare_article, write_article_file
 
         new = prepare_article(text, title=title, date=date, url=url, source=source, fmt=fmt,  # type: ignore[arg-type]
                               max_bytes=self.settings.max_article_bytes)
-        folder = self.settings.index_path
-        with write_lock(folder, timeout=wait, log=log):
+        with self.store.writing(timeout=wait, log=log):
             current = self._latest()
-            duplicate = self._find_content(current, new.content)
+            duplicate = current.find_content(new.content)
             if duplicate is not None:
                 raise DuplicateArticleError(f"This article is already in the index as “{current.articles[duplicate].title}” "
                                             f"({duplicate}); ask about it, or remove it first to add it again.", duplicate)
@@ -533,25 +700,32 @@ class Engine:
             store = self.articles_folder()
             path = write_article_file(store, new.id, new.raw)
             try:
+                stamp = _stamp_of(path)
                 article = read_article(path, new.id, self.settings.max_article_bytes)
                 sources = current.sources if any(path.resolve().is_relative_to(Path(s).resolve()) for s in current.sources
                                                  if Path(s).is_dir()) else [*current.sources, str(path.resolve())]
-                index = self._rebuild(current, [*current.articles.values(), article], sources)
-                save_index(index, folder)
+                chunks = chunk_article(article, max_tokens=current.chunking["max_tokens"],
+                                       count_tokens=self.embedder.count_tokens,
+                                       max_sentences=current.chunking["max_sentences"])
+                check_room(self.settings.index_path, estimated_bytes(len(article.raw), current.dimension))
+                vectors = list(embed_chunks(chunks, self.embedder))
+                index = self.store.write(current, add=[NewArticle(_info(article), stamp, chunks, vectors)],
+                                         header={"sources": sources})
             except BaseException:
                 path.unlink(missing_ok=True)  # nothing half-added: the file goes with the failed index
                 raise
             self._serving = self._serve(index)
         log(f"Added article {new.id} ({len(index.article_rows.get(new.id, ()))} passages)")
-        entry = next(a for a in self.list_articles() if a["article"] == new.id)
+        self._merge_if_due(index, merge, log)
+        entry = self._entry(index, new.id)
         return {**entry, "notes": list(new.notes)} if new.notes else entry
 
-    def remove_article(self, article_id: str, *, wait: float = 60.0, log: Log = _stderr) -> dict:
-        """Delete an article's file from the articles folder and drop it from the index. Returns its former entry
-        of `list_articles()`. ArticleNotFoundError for an unknown id; ArticleError for the last article or one
-        whose file lies outside the articles folder."""
-        folder = self.settings.index_path
-        with write_lock(folder, timeout=wait, log=log):
+    def remove_article(self, article_id: str, *, wait: float = 60.0, log: Log = _stderr,
+                       merge: MergeMode = "background") -> dict:
+        """Delete an article's file from the articles folder and drop it from the index (a tombstone in its segment:
+        nothing is rewritten). Returns its former entry of `list_articles()`. ArticleNotFoundError for an unknown
+        id; ArticleError for the last article or one whose file lies outside the articles folder."""
+        with self.store.writing(timeout=wait, log=log):
             current = self._latest()
             info = current.articles.get(article_id) if isinstance(article_id, str) else None
             if info is None:
@@ -559,7 +733,7 @@ class Engine:
             assert info is not None
             if len(current.articles) == 1:
                 raise ArticleError(f"{article_id!r} is the only article; add another before removing it.")
-            entry = next(a for a in self.list_articles() if a["article"] == article_id)
+            entry = self._entry(current, article_id)
             path = Path(info.path)
             if not any(path.resolve().is_relative_to(Path(s).resolve()) for s in current.sources if Path(s).is_dir()):
                 raise ArticleError(f"Article {article_id!r} comes from {entry['path']}, outside the articles folder; "
@@ -567,41 +741,50 @@ class Engine:
             path.unlink(missing_ok=True)  # first: a crash after it leaves an index naming a missing file, which the
             # next start rebuilds without it (the other order would bring the article back)
             sources = [s for s in current.sources if Path(s).resolve() != path.resolve()]
-            index = self._rebuild(current, [a for a in current.articles.values() if a.id != article_id], sources)
-            save_index(index, folder)
+            index = self.store.write(current, remove=[article_id], header={"sources": sources})
             self._serving = self._serve(index)
         log(f"Removed article {article_id}")
+        self._merge_if_due(index, merge, log)
         return entry
 
     def _latest(self) -> StoredIndex:
         """The index as committed on disk (another process may have changed it); call with the writer lock held."""
-        folder = self.settings.index_path
-        manifest = read_manifest(folder)
-        if manifest.get("generation") == self.index.manifest.get("generation"):
-            return self.index
-        return load_index(folder, manifest)
+        return self.store.latest(self.index)
 
-    def _rebuild(self, current: StoredIndex, articles: list, sources: list[str]) -> StoredIndex:
-        """`current` with articles added or removed: only new articles are embedded, by the query encoder."""
-        return build_index(articles, embedder=self.embedder, model=current.model, chunking=current.chunking,
-                           sources=sources, previous=current,
-                           before_embedding=lambda chunks: check_room(self.settings.index_path,
-                                                                      estimated_bytes(chunks, current.dimension)))
+    # --- merging segments -------------------------------------------------------------------------------------
 
-    def _find_content(self, index: StoredIndex, content: str) -> str | None:
-        """The id of the article in `index` with this story, if any (older indexes lack the key: read the file)."""
-        from .articles import story_key
+    def _merge_if_due(self, index: StoredIndex, mode: MergeMode, log: Log) -> None:
+        if mode == "none" or not merge_plan(index):
+            return
+        if mode == "small":
+            index = self.merge_segments(limit=INLINE_MERGE_PASSAGES, log=log)
+            if merge_plan(index):
+                log(f"The index has {len(index.segments)} segments, some due for a merge too large to make here; "
+                    "the app merges them in the background, or run `qa build`.")
+        elif self._merging.acquire(blocking=False):
+            threading.Thread(target=self._merge_in_background, args=(log,), name="qa-merge", daemon=True).start()
 
-        for info in index.articles.values():
-            key = info.content
-            if key is None:
-                try:
-                    key = story_key(read_article(Path(info.path), info.id, self.settings.max_article_bytes))
-                except QAError:
-                    continue
-            if key == content:
-                return info.id
-        return None
+    def _merge_in_background(self, log: Log) -> None:
+        try:
+            self.merge_segments(log=log)
+        except Exception as exc:  # a failed merge loses nothing: the segments stay as they are
+            _stderr(f"article-qa: merging segments failed (the index is unchanged): {exc}")
+        finally:
+            self._merging.release()
+
+    def merge_segments(self, *, everything: bool = False, limit: int | None = None, log: Log = _stderr) -> StoredIndex:
+        """Merge segments while the merge policy asks for it (`everything`: all into one, as `qa build` does; `limit`:
+        only merges of at most so many passages). The merged segment is written while questions, adds and removes
+        go on; the index in service is then swapped for the merged one in one step."""
+        index = self.refresh().index
+        while plan := merge_plan(index, everything=everything):
+            if limit is not None and sum(seg.passages for seg in index.segments if seg.name in set(plan)) > limit:
+                break
+            merged = self.store.merge(index, plan, log=log)
+            index = self.refresh().index  # the merged generation, or a newer one
+            if merged is None or everything:
+                break
+        return index
 
 
 def _rows_of(index: StoredIndex, articles: Sequence[str] | None) -> np.ndarray | None:

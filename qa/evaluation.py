@@ -16,7 +16,6 @@ not in hit@k. Feedback lines that share an id are one item judged again: the las
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path

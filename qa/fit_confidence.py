@@ -18,7 +18,6 @@ which at most `--abstain-right` of refused questions had a right sentence to quo
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import sys
 import time

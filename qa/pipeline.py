@@ -21,10 +21,9 @@ import numpy as np
 
 from .conversation import Resolution, follow_up_boost, needs_context, no_context_reason, resolve
 from .introductions import introduction_boost
-from .lexical import tokenize
 from .references import gender_lookup, referent_lookup
 from .retrieval import Hit, Query, Retriever
-from .store import StoredIndex
+from .store import MAX_INTRODUCTIONS, StoredIndex
 from .validation import Turn
 
 
@@ -62,7 +61,8 @@ def resolve_question(text: str, history: Sequence[Turn], index: StoredIndex, cor
     """Resolve a follow-up against the conversation (a question with no history is its own interpretation)."""
     resolution = None
     if history:
-        containing = lambda w: np.flatnonzero(index.lexical.scores(tokenize(w)) > 0)  # noqa: E731 - rows holding a word
+        # rows holding a word, from the postings (the first MAX_INTRODUCTIONS of a common one: a sample of its uses)
+        containing = lambda w: index.rows_containing(w, limit=MAX_INTRODUCTIONS)  # noqa: E731
         resolution = resolve(text, history, gender_lookup(index.chunks, containing),
                              referent_lookup(index.chunks, index.passage_holding))
     # "Who said that?" with nothing said before: if refused, say so, not "the article does not say who said that"
@@ -86,7 +86,7 @@ def retrieve(resolved: Resolved, index: StoredIndex, retriever: Retriever, encod
         query = encode(resolved.search_text, True)
     follows = resolved.resolution.follows if resolved.resolution else None
     boost = follow_up_boost(index, follows) if follows else {}
-    containing = lambda w: np.flatnonzero(index.lexical.scores(tokenize(w)) > 0)  # noqa: E731
-    for row, extra in introduction_boost(index.chunks, resolved.asked, rows, containing=containing).items():
+    introducing = lambda w: index.introducing(w, rows)  # noqa: E731
+    for row, extra in introduction_boost(index.chunks, resolved.asked, rows, containing=introducing).items():
         boost[row] = max(boost.get(row, 0.0), extra)
     return Retrieved(query, tuple(retriever.search(query, k, rows=rows, boost=boost)))

@@ -117,7 +117,10 @@ def referent_lookup(chunks: Sequence, row_of: Callable[[str], int | None]) -> Ca
         the = None if through_answer else re.search(rf"\bthe\s+{re.escape(noun)}\b", wanted)
         end = len(wanted) if through_answer else the.start() if the else 0
         before = current[: current.find(wanted) + end]
-        texts = [c.text for c in chunks[:row] if c.article_id == chunks[row].article_id] + [before]
+        first = row  # an article's passages are consecutive rows: walk back to its first, not over the archive
+        while first > 0 and chunks[first - 1].article_id == chunks[row].article_id:
+            first -= 1
+        texts = [chunks[r].text for r in range(first, row)] + [before]
         found = None
         for m in _named_mention(noun).finditer("\n\n".join(texts)):
             words = m.group("name").split()

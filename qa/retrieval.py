@@ -1,4 +1,8 @@
-"""Hybrid retrieval: dense (FAISS) and BM25 propose, late interaction (MaxSim) reranks.
+"""Hybrid retrieval: dense and BM25 propose, late interaction (MaxSim) reranks.
+
+The retriever reads the index through the store's snapshot (qa/store.py `Snapshot`): the first stage's searches
+(`dense_search`, `lexical_search`, with an article scope), then the vectors of the candidates only
+(`vectors_of`, `sentence_vectors_of`, `tokens_of`); it never reads the whole archive.
 
 For each candidate passage (the union of each retriever's top `candidates`):
 - dense: cosine of question and passage vectors;
@@ -19,8 +23,9 @@ from typing import Literal
 
 import numpy as np
 
+from . import quantize
 from .lexical import tokenize
-from .store import StoredIndex
+from .store import Snapshot, _top
 
 FusionMethod = Literal["hybrid", "convex", "rrf", "dense", "bm25"]
 DUPLICATE_COSINE = 0.97  # passages this close are the same text (syndicated copies, repeated quotes)
@@ -56,14 +61,6 @@ class Hit:
     sentence_scores: tuple[float, ...]  # per sentence: a * sentence MaxSim + (1 - a) * sentence cosine
 
 
-def _top(scores: np.ndarray, n: int) -> np.ndarray:
-    n = min(n, len(scores))
-    if n <= 0:
-        return np.zeros(0, dtype=np.int64)
-    part = np.argpartition(-scores, n - 1)[:n]
-    return part[np.argsort(-scores[part], kind="stable")]
-
-
 class LateInteraction:
     """MaxSim of one question against several passages, from one small similarity matrix per passage.
 
@@ -71,15 +68,15 @@ class LateInteraction:
     of passage rows[i] (NaN when either side has none); `sentences(i)` is the same per sentence.
     """
 
-    def __init__(self, index: StoredIndex, query: Query, rows: np.ndarray) -> None:
+    def __init__(self, index: Snapshot, query: Query, rows: np.ndarray) -> None:
         self.index = index
         self.rows = [int(r) for r in rows]
-        bounds = index.token_first
-        # one small product per passage on a view of its rows: no gathered copy of the token matrix
+        # the candidates' pieces only, decoded from the store's compressed rows; the question's pieces are rotated
+        # into the codes' space once (qa/quantize.py: the dot products are the same)
+        self.pieces = index.tokens_of(self.rows) if len(query.tokens) else [(None, None)] * len(self.rows)
+        q = quantize.rotate(query.tokens) if len(query.tokens) else query.tokens
         self.sims: list[np.ndarray | None] = [
-            query.tokens @ index.token_matrix[bounds[r] : bounds[r + 1]].T
-            if len(query.tokens) and bounds[r + 1] > bounds[r] else None
-            for r in self.rows
+            q @ tokens.T if tokens is not None and len(tokens) else None for tokens, _owner in self.pieces
         ]  # per passage: (question pieces, passage pieces)
         self.passage = np.array([np.nan if s is None else float(s.max(axis=1).mean()) for s in self.sims])
 
@@ -89,22 +86,22 @@ class LateInteraction:
         sims = self.sims[i]
         if sims is None:
             return out
-        owner = self.index.token_sentence[self.index.token_first[r] : self.index.token_first[r + 1]]
+        owner = self.pieces[i][1]
         # a passage's pieces come in reading order, so each sentence's pieces are one run of columns
         present, firsts = np.unique(owner, return_index=True)
         out[present] = np.maximum.reduceat(sims, firsts, axis=1).mean(axis=0)
         return out
 
 
-def maxsim(index: StoredIndex, query: Query, row: int) -> float:
+def maxsim(index: Snapshot, query: Query, row: int) -> float:
     """MaxSim of the question with one passage (see LateInteraction)."""
     return float(LateInteraction(index, query, np.array([row])).passage[0])
 
 
 class Retriever:
-    """`search(query, k)` over one StoredIndex; `method` other than "hybrid" is for comparisons."""
+    """`search(query, k)` over one snapshot of a store; `method` other than "hybrid" is for comparisons."""
 
-    def __init__(self, index: StoredIndex, *, dense_weight: float = 0.6, maxsim_weight: float = 0.7,
+    def __init__(self, index: Snapshot, *, dense_weight: float = 0.6, maxsim_weight: float = 0.7,
                  candidates: int = 20, rerank: int = 10, method: FusionMethod = "hybrid") -> None:
         self.index = index
         self.dense_weight = dense_weight
@@ -118,25 +115,18 @@ class Retriever:
         `extra` rows."""
         index = self.index
         n = len(index.chunks)
-        q = query.vector.reshape(1, -1).astype(np.float32)
+        q = np.asarray(query.vector, dtype=np.float32).reshape(-1)
         c = min(self.candidates, n if rows is None else len(rows))
-        bm25 = index.lexical.scores(tokenize(query.text))
-        if rows is None:
-            _, d_rows = index.faiss_index.search(q, c)
-            d_rows = d_rows[0][d_rows[0] >= 0]
-            best_bm25 = float(bm25.max()) if n else 0.0
-            l_rows = _top(bm25, c) if best_bm25 > 0 else np.zeros(0, dtype=np.int64)
-        else:  # exact scores of the allowed rows only: as fast as FAISS for a few articles, and nothing else leaks in
-            d_rows = rows[_top(index.passage_vectors[rows] @ q[0], c)]
-            best_bm25 = float(bm25[rows].max())
-            l_rows = rows[_top(bm25[rows], c)] if best_bm25 > 0 else np.zeros(0, dtype=np.int64)
+        tokens = tokenize(query.text)
+        d_rows, _ = index.dense_search(q, c, rows)
+        l_rows, l_scores = index.lexical_search(tokens, c, rows)
+        best_bm25 = float(l_scores[0]) if len(l_scores) else 0.0
         rows = np.unique(np.concatenate([d_rows, l_rows, np.asarray(list(extra), dtype=np.int64)]).astype(np.int64))
-        dense = index.passage_vectors[rows] @ q[0]
-        lexical = bm25[rows] / best_bm25 if best_bm25 > 0 else np.zeros(len(rows), np.float32)
-        first_s, last_s = index.sentence_first[rows], index.sentence_first[rows + 1]
-        picks = np.concatenate([np.arange(a, b) for a, b in zip(first_s, last_s)])
-        flat = index.sentence_vectors[picks] @ q[0]  # every sentence of every candidate, one product
-        bounds = np.concatenate([[0], np.cumsum(last_s - first_s)])
+        dense = index.vectors_of(rows) @ q
+        lexical = index.lexical_scores(tokens, rows) / best_bm25 if best_bm25 > 0 else np.zeros(len(rows), np.float32)
+        blocks = index.sentence_vectors_of(rows)
+        flat = np.concatenate(blocks) @ q  # every sentence of every candidate, one product
+        bounds = np.concatenate([[0], np.cumsum([len(b) for b in blocks])]).astype(np.int64)
         sentence_scores = [flat[a:b] for a, b in zip(bounds[:-1], bounds[1:])]
         sentence = np.maximum.reduceat(flat, bounds[:-1]).astype(np.float32)
         return Candidates(rows, dense, sentence, lexical, sentence_scores)
@@ -186,10 +176,11 @@ class Retriever:
         hits: list[Hit] = []
         kept_vectors: list[np.ndarray] = []
         seen_text: set[str] = set()
+        vectors = index.vectors_of(cands.rows)
         for i in order:
             r = int(cands.rows[i])
             text = " ".join(index.chunks[r].text.lower().split())
-            vec = index.passage_vectors[r]
+            vec = vectors[i]
             if text in seen_text or any(float(v @ vec) >= DUPLICATE_COSINE for v in kept_vectors):
                 continue  # a near-duplicate of a better passage
             seen_text.add(text)

@@ -246,6 +246,13 @@ def api_routes(service: Service):
                         headers={"Content-Disposition": 'attachment; filename="feedback.jsonl"',
                                  "X-Feedback-Lines": str(data.count(b"\n"))})
 
+    @api.get("/api/health")
+    async def api_health():
+        """Liveness for load balancers and Spaces: no login needed, no article text."""
+        index = service.engine.index
+        return json_response(200, {"status": "ok", "articles": len(index.articles), "passages": len(index.chunks),
+                                   "workers": service.pool.alive if service.pool is not None else 0})
+
     routes = {"/api/ask": "POST", "/api/articles": "GET, POST", "/api/feedback": "GET", "/api/health": "GET"}
 
     @api.api_route("/api/{rest:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"])
@@ -260,13 +267,6 @@ def api_routes(service: Service):
                                  {"Allow": "DELETE"})
         return json_response(404, {"error": f"No API route {path[:60]!r}; the routes are {sorted(routes)} and "
                                             "DELETE /api/articles/{id} (see the README)."})
-
-    @api.get("/api/health")
-    async def api_health():
-        """Liveness for load balancers and Spaces: no login needed, no article text."""
-        index = service.engine.index
-        return json_response(200, {"status": "ok", "articles": len(index.articles), "passages": len(index.chunks),
-                                   "workers": service.pool.alive if service.pool is not None else 0})
 
     @api.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception):  # a bug: the message, never the traceback

@@ -22,6 +22,7 @@ import pytest
 
 import qa.errors
 import qa.locks
+import qa.segments
 import qa.store
 from helpers import SMALL_CORPUS, FakeEmbedder, seed_article_path, write_articles, qa_clean_env  # noqa: F401 - fixture
 from qa import Engine, IndexCorruptError, resolve_settings
@@ -51,10 +52,10 @@ def open_engine(tmp_path: Path, corpus: Path, embedder=None, log=quiet, force=Fa
 
 def assert_valid_index(folder: Path, passages: int = 12) -> None:
     """The manifest names a complete set of files whose sha256 checks out, and nothing else is left."""
-    index = load_index(folder)
+    index = load_index(folder, verify=True)
     assert len(index.chunks) == passages
     names = {p.name for p in folder.iterdir()}
-    expected = set(read_manifest(folder)["parts"].values()) | {MANIFEST, ".read.lock", ".write.lock"}
+    expected = {seg["name"] for seg in read_manifest(folder)["segments"]} | {MANIFEST, ".read.lock", ".write.lock"}
     assert names <= expected | {"onnx"}, names - expected
 
 
@@ -271,7 +272,7 @@ def test_qa_build_repairs_a_damaged_export_and_index(tmp_path, export_copy):
         f.seek(1000)
         f.write(b"\x00" * 16)
     manifest = read_manifest(tmp_path / "index")
-    (tmp_path / "index" / manifest["parts"]["dense"]).write_bytes(b"garbage")
+    (tmp_path / "index" / manifest["segments"][0]["name"] / "segment.bin").write_bytes(b"garbage")
     ask = [sys.executable, "-m", "qa.cli", "ask", "--no-rebuild", "Who is the chief administrator of COPA?"]
     refused = subprocess.run(ask, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert refused.returncode == 2 and "model.onnx" in refused.stderr and "qa build" in refused.stderr
@@ -328,10 +329,11 @@ def test_a_write_that_fails_half_way_leaves_the_previous_index_and_no_files(tmp_
     before = sorted(p.name for p in folder.iterdir())
     old_manifest = (folder / MANIFEST).read_bytes()
 
-    def disk_full(*_args, **_kwargs):
+    def disk_full(path, arrays):
+        path.write_bytes(b"\0" * 4096)  # half a segment's data, then the disk is full
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(qa.store.np, "save", disk_full)
+    monkeypatch.setattr(qa.segments, "_write_data", disk_full)
     with pytest.raises(IndexWriteError) as err:
         open_engine(tmp_path, corpus, force=True)
     assert "No space left on device" in str(err.value) and "previous index is intact" in str(err.value)
@@ -345,17 +347,24 @@ def test_files_left_by_killed_builds_are_removed_by_the_next_build(tmp_path, cor
     """Before: 8 killed builds left 1.1 GB beside a 132 MB index, and a full disk stayed full."""
     open_engine(tmp_path, corpus)
     folder = tmp_path / "index"
-    junk = [folder / "tokens-deadbeef0000-4242-1.npy", folder / "passages-deadbeef0000-4242-1.jsonl",
-            folder / f".{MANIFEST}.deadbeef0000.tmp"]
-    for f in junk:
-        f.write_bytes(b"\0" * 1_000_000)
-    (folder / "lexical-deadbeef0000-4242-1").mkdir()
-    (folder / "lexical-deadbeef0000-4242-1" / "data.npy").write_bytes(b"\0" * 500_000)
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    pid = int(dead.stdout)  # a process that has ended: the writer that died
+    junk = [folder / f".seg-{pid}-0badf00d.tmp", folder / "seg-deadbeef0000"]  # a segment half-written, one never committed
+    for d in junk:
+        d.mkdir()
+        (d / "segment.bin").write_bytes(b"\0" * 1_000_000)
+    (folder / f".{MANIFEST}.{pid}.tmp").write_bytes(b"\0" * 1_000_000)
+    junk.append(folder / f".{MANIFEST}.{pid}.tmp")
+    (folder / "tokens-deadbeef0000-4242-1.npy").write_bytes(b"\0" * 500_000)  # the older format's files
+    junk.append(folder / "tokens-deadbeef0000-4242-1.npy")
+    alive = folder / f".seg-{os.getpid()}-0000beef.tmp"  # a live process's merge in progress: left alone
+    alive.mkdir()
     (folder / "onnx" / "07db4e1f186d.tmp999").mkdir(parents=True)
     (corpus / "orchard.txt").write_text(SMALL_CORPUS["orchard.txt"] + "\nPrices may rise.\n", encoding="utf-8")
     said: list[str] = []
     open_engine(tmp_path, corpus, log=said.append)
-    assert not any(f.exists() for f in junk) and not (folder / "lexical-deadbeef0000-4242-1").exists()
+    assert not any(f.exists() for f in junk) and alive.is_dir()
+    alive.rmdir()
     assert any("Removed 3.5 MB" in m for m in said), said
     assert_valid_index(folder, 13)
 
@@ -364,14 +373,16 @@ def test_files_left_by_killed_builds_are_removed_by_the_next_build(tmp_path, cor
 
 
 @pytest.mark.parametrize("edit", [
-    lambda m: m.update(files=["dense.faiss"]),
-    lambda m: m.update(files={"dense.faiss": "abc"}),
+    lambda m: m.update(files=["seg-0/segment.bin"]),
+    lambda m: m["files"].update({k: "abc" for k in list(m["files"])[:1]}),
     lambda m: m["files"].update({"../../etc/passwd": {"sha256": "0", "bytes": 1}}),
-    lambda m: m.update(parts={**m["parts"], "dense": 7}),
-    lambda m: m.update(parts={**m["parts"], "dense": "/etc/passwd"}),
-    lambda m: m["articles"][0].update(title=["not", "text"]),
+    lambda m: m["segments"][0].update(name=7),
+    lambda m: m["segments"][0].update(name="/etc/passwd"),
+    lambda m: m["segments"][0].update(name="seg-0"),
+    lambda m: m["segments"][0].update(deleted=[["not", "an id"]]),
     lambda m: m.update(sources=[1, 2]),
-], ids=["files-list", "files-entry", "files-escape", "parts-number", "parts-absolute", "article-title", "sources"])
+], ids=["files-list", "files-entry", "files-escape", "segment-number", "segment-absolute", "segment-unlisted",
+        "deleted-list", "sources"])
 def test_a_manifest_with_wrongly_typed_entries_is_named_not_a_traceback(tmp_path, corpus, edit):
     open_engine(tmp_path, corpus)
     path = tmp_path / "index" / MANIFEST
@@ -392,7 +403,7 @@ def test_index_files_are_named_by_their_content(tmp_path, corpus):
     open_engine(tmp_path / "b", corpus)
     a = read_manifest(tmp_path / "a" / "index")
     b = read_manifest(tmp_path / "b" / "index")
-    assert a["parts"] == b["parts"] and a["generation"] == b["generation"]
+    assert a["segments"] == b["segments"] and a["generation"] == b["generation"]
     assert {k: v["sha256"] for k, v in a["files"].items()} == {k: v["sha256"] for k, v in b["files"].items()}
     assert np.array_equal(load_index(tmp_path / "a" / "index").passage_vectors, load_index(tmp_path / "b" / "index").passage_vectors)
 

@@ -151,6 +151,8 @@ def test_9_ids_are_echoed_short_and_every_api_error_is_an_error_object(app):
     assert status == 404 and "No API route" in result["error"]
     status, result = call(app.url, "GET", "/api/ask")
     assert status == 405 and "use POST" in result["error"]
+    status, result = call(app.url, "GET", "/api/health")  # a real route is not caught by the catch-all
+    assert status == 200 and result["status"] == "ok" and result["articles"] >= 1, result
     status, result = call(app.url, "DELETE", "/api/articles/no-such-article")
     assert status == 404 and "No article 'no-such-article'" in result["error"]
     log_clean(app)

@@ -1,4 +1,5 @@
-"""The index on disk: round trips, manifest, incremental refresh, staleness, corruption, atomic writes.
+"""The index on disk: round trips, manifest and segments, incremental refresh, staleness, corruption, atomic
+writes, adds as new segments, removes as tombstones, merges.
 
 All with the deterministic fake embedder (tests/helpers.py), so every test takes milliseconds and the
 embedder's counters tell exactly which passages were embedded.
@@ -18,8 +19,10 @@ import qa.store
 from helpers import SMALL_CORPUS, FakeEmbedder, write_articles, qa_clean_env  # noqa: F401 - fixture
 from qa import Engine, IndexCorruptError, IndexMissingError, StaleIndexError, resolve_settings
 from qa.chunking import SPLITTER_VERSION
+from qa.embedding import content_mask
 from qa.lexical import LEXICAL_VERSION, tokenize
-from qa.store import FORMAT_VERSION, MANIFEST, load_index, read_manifest, save_index
+from qa import quantize
+from qa.store import FORMAT_VERSION, MANIFEST, load_index, read_manifest
 
 pytestmark = pytest.mark.usefixtures("qa_clean_env")
 
@@ -53,43 +56,47 @@ def test_build_save_load_round_trip(tmp_path, corpus):
     # 4 + 3 + 3 + 2 story paragraphs, each a single sentence and a single passage
     assert len(built.chunks) == 12
     assert fake.encoded_count == 12
-    loaded = load_index(tmp_path / "index")
+    loaded = load_index(tmp_path / "index", verify=True)
     assert loaded.chunks == built.chunks
+    assert list(loaded.chunks) == [loaded.chunks[i] for i in range(12)]
     assert loaded.articles == built.articles
     assert loaded.model == MODEL and loaded.dimension == fake.dimension
     assert loaded.chunking == built.chunking
-    assert built.token_vectors.dtype == np.float16  # a build keeps the file format until a query needs more
-    assert loaded.token_vectors.dtype == np.float32 and loaded.token_vectors is loaded.token_matrix  # one copy
-    for name in ("passage_vectors", "sentence_vectors", "token_matrix", "token_counts"):
-        a, b = getattr(loaded, name), getattr(built, name)
-        assert a.dtype == b.dtype and a.shape == b.shape, name
-        assert np.array_equal(a, b), name
-    assert loaded.lexical.vocabulary == built.lexical.vocabulary
+    rows = np.arange(12)
+    assert np.array_equal(np.asarray(loaded.passage_vectors), np.asarray(built.passage_vectors))
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.sentence_vectors_of(rows), built.sentence_vectors_of(rows)))
+    assert dict(loaded.lexical.vocabulary) == dict(built.lexical.vocabulary)
     q = tokenize("steel girders cracks inspection")
     assert np.allclose(loaded.lexical.scores(q), built.lexical.scores(q))
-    # the passage vectors are the embedder's own: nothing is recomputed or reordered on the way
     for row, chunk in enumerate(loaded.chunks):
+        # the passage vectors are the embedder's own: nothing is recomputed or reordered on the way
         assert np.allclose(loaded.passage_vectors[row], fake.vector(chunk.text))
-    # and the FAISS index read back searches like the one built
-    query = fake.vector("cracks in steel girders")[None, :]
-    assert loaded.faiss_index.search(query, 3)[1].tolist() == built.faiss_index.search(query, 3)[1].tolist()
+        # the token vectors come back (in the codec's rotated space) within its precision: one per content word
+        tokens, owners = loaded.tokens_of([row])[0]
+        enc = FakeEmbedder().encode([chunk.text])
+        expected = quantize.rotate(enc.tokens[0][content_mask(chunk.text, enc.offsets[0])])
+        assert tokens.shape == expected.shape and (owners == 0).all()
+        assert np.min(np.sum(tokens * expected, axis=1) / np.linalg.norm(tokens, axis=1)) > 0.98
+    # and the first stage searches the loaded index as the built one
+    query = fake.vector("cracks in steel girders")
+    assert loaded.dense_search(query, 3)[0].tolist() == built.dense_search(query, 3)[0].tolist()
 
 
-def test_saving_again_gives_an_equal_index_and_removes_old_files(tmp_path, corpus):
+def test_building_again_gives_an_equal_index_and_removes_the_old_segment(tmp_path, corpus):
     engine, _ = open_engine(tmp_path, [corpus])
     folder = tmp_path / "index"
-    first = set(os.listdir(folder))
-    manifest = save_index(engine.index, folder)
-    second = set(os.listdir(folder))
-    assert second == set(manifest["parts"].values()) | {MANIFEST, ".write.lock", ".read.lock"}
-    assert first != second  # a new generation (the same content: the name gets a suffix), the old files gone
-    assert all(name.split("-")[1] == manifest["generation"].split("-")[0] for name in manifest["parts"].values())
-    again = load_index(folder)
-    assert again.chunks == engine.index.chunks
-    assert np.array_equal(again.passage_vectors, engine.index.passage_vectors)
+    first = read_manifest(folder)
+    again = Engine.open(settings_for(tmp_path, [corpus]), embedder=FakeEmbedder(), log=quiet, force=True)
+    second = read_manifest(folder)
+    names = {seg["name"] for seg in second["segments"]}
+    assert set(os.listdir(folder)) == names | {MANIFEST, ".write.lock", ".read.lock"}
+    assert first["segments"] != second["segments"]  # a new segment (the same content: the name gets a suffix), the old gone
+    assert [seg["name"].split("-")[1] for seg in first["segments"]] == [seg["name"].split("-")[1] for seg in second["segments"]]
+    assert again.index.chunks == engine.index.chunks
+    assert np.array_equal(np.asarray(again.index.passage_vectors), np.asarray(engine.index.passage_vectors))
 
 
-def test_manifest_contents(tmp_path, corpus):
+def test_manifest_and_segment_contents(tmp_path, corpus):
     engine, fake = open_engine(tmp_path, [corpus])
     folder = tmp_path / "index"
     m = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
@@ -97,44 +104,57 @@ def test_manifest_contents(tmp_path, corpus):
     assert m["model"] == {"name": MODEL, "dimension": fake.dimension}
     assert m["chunking"] == {"max_tokens": fake.max_tokens, "max_sentences": 0, "splitter": SPLITTER_VERSION,
                              "lexical": LEXICAL_VERSION}
-    assert m["counts"] == {"articles": 4, "passages": 12, "sentences": 12}
-    by_id = {a["id"]: a for a in m["articles"]}
-    assert set(by_id) == {"bakery", "bridge", "library", "orchard"}
-    for name in SMALL_CORPUS:
-        entry = by_id[Path(name).stem]
-        assert entry["sha256"] == hashlib.sha256((corpus / name).read_bytes()).hexdigest()
-        assert entry["path"] == f"articles/{name}"  # relative to the index folder's parent
-    assert by_id["bridge"]["date"] == "2024-03-02" and by_id["library"]["date"] is None
-    assert by_id["library"]["title"] == "Library extends opening hours"
-    assert by_id["orchard"]["title"] == "Frost damages apple orchard"
+    assert m["counts"] == {"articles": 4, "passages": 12, "sentences": 12, "segments": 1}
+    assert m["codec"] == quantize.CODEC
     assert m["sources"] == ["articles"]
-    for pkg in ("python", "numpy", "faiss-cpu", "bm25s"):
+    assert [seg["deleted"] for seg in m["segments"]] == [[]]
+    for pkg in ("python", "numpy", "faiss-cpu"):
         assert m["versions"][pkg]
-    # every file of the index is listed with its size and sha256, and every listed file is there
+    # every file of the index is listed with its size, mtime and sha256, and every listed file is there
     on_disk = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()} - {MANIFEST, ".read.lock", ".write.lock"}
     assert set(m["files"]) == on_disk
     for name, meta in m["files"].items():
         data = (folder / name).read_bytes()
-        assert meta == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)}
-    kinds = {name.split("-")[0] for name in m["files"]}
-    assert {"dense", "passages", "sentences", "tokens", "lexical"} <= kinds
-    assert m["parts"]["dense"].endswith(".faiss") and m["parts"]["passages"].endswith(".jsonl")
+        assert meta == {"sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data),
+                        "mtime_ns": (folder / name).stat().st_mtime_ns}
+    # the articles live in their segment's table: identity, file stamp, rows
+    segment = json.loads((folder / m["segments"][0]["name"] / "segment.json").read_text(encoding="utf-8"))
+    by_id = {a["id"]: a for a in segment["articles"]}
+    assert list(by_id) == ["bakery", "bridge", "library", "orchard"]  # files sorted by name
+    for name in SMALL_CORPUS:
+        entry = by_id[Path(name).stem]
+        assert entry["sha256"] == hashlib.sha256((corpus / name).read_bytes()).hexdigest()
+        assert entry["path"] == f"articles/{name}"  # relative to the index folder's parent
+        assert entry["stamp"] == [(corpus / name).stat().st_size, (corpus / name).stat().st_mtime_ns]
+    assert by_id["bridge"]["date"] == "2024-03-02" and by_id["library"]["date"] is None
+    assert by_id["library"]["title"] == "Library extends opening hours"
+    assert by_id["orchard"]["title"] == "Frost damages apple orchard"
+    assert [by_id[a]["rows"] for a in by_id] == [[0, 3], [3, 4], [7, 3], [10, 2]]
 
 
-def test_passage_table_is_plain_json_lines(tmp_path, corpus):
-    engine, _ = open_engine(tmp_path, [corpus])
-    m = read_manifest(tmp_path / "index")
-    rows = [json.loads(line) for line in (tmp_path / "index" / m["parts"]["passages"]).read_text(encoding="utf-8").splitlines()]
-    assert len(rows) == 12
+def test_the_passage_table_and_texts_are_plain_arrays(tmp_path, corpus):
+    """segment.bin holds plain little-endian arrays where segment.json says: read with nothing but numpy."""
+    open_engine(tmp_path, [corpus])
+    seg = tmp_path / "index" / read_manifest(tmp_path / "index")["segments"][0]["name"]
+    meta = json.loads((seg / "segment.json").read_text(encoding="utf-8"))
+    data = (seg / "segment.bin").read_bytes()
+
+    def array(name):
+        spec = meta["arrays"][name]
+        return np.frombuffer(data, dtype=spec["dtype"], count=int(np.prod(spec["shape"])),
+                             offset=spec["offset"]).reshape(spec["shape"])
+
+    rows, text = array("rows"), array("text").tobytes()
+    assert rows.shape == (13, 7) and meta["passages"] == 12
     raw = (corpus / "bridge.txt").read_text(encoding="utf-8")
-    first = rows[0]
-    assert first["article"] == "bakery"  # files sorted by name: bakery, bridge, library, orchard
-    bridge = [r for r in rows if r["article"] == "bridge"]
-    assert [r["paragraph"] for r in bridge] == [1, 2, 3, 4]
+    bridge = [r for r in rows[:-1] if r[0] == 1]  # article 1 of the table: bridge
+    assert [int(r[1]) for r in bridge] == [1, 2, 3, 4]
     for r in bridge:
-        assert raw[r["start"] : r["end"]] == r["text"]
-    assert bridge[0]["text"] == "The Harlow river bridge will close for repairs next month."
-    assert bridge[0]["start"] == len("date 2024-03-02 ")
+        i = next(k for k in range(12) if (rows[k] == r).all())
+        passage = text[r[4] : rows[i + 1][4]].decode("utf-8")
+        assert raw[r[2] : r[3]] == passage
+    assert text[bridge[0][4] : rows[4][4]].decode() == "The Harlow river bridge will close for repairs next month."
+    assert int(bridge[0][2]) == len("date 2024-03-02 ")
 
 
 # --- opening and refreshing ---------------------------------------------------------------------------
@@ -273,18 +293,18 @@ def test_missing_index_with_rebuild_never(tmp_path, corpus):
 # --- corruption -----------------------------------------------------------------------------------------
 
 
-def _index_file(folder: Path, prefix: str) -> Path:
+def _index_file(folder: Path, part: str) -> Path:
     m = read_manifest(folder)
-    names = sorted(n for n in m["files"] if n.startswith(prefix))
-    assert names, prefix
+    names = sorted(n for n in m["files"] if n.endswith("/" + part))
+    assert names, part
     return folder / names[0]
 
 
-@pytest.mark.parametrize("prefix", ["dense-", "passages-", "tokens-", "sentences-", "lexical-"])
+@pytest.mark.parametrize("part", ["segment.json", "segment.bin"])
 @pytest.mark.parametrize("damage", ["truncate", "flip", "delete"])
-def test_damaged_index_file_is_named(tmp_path, corpus, prefix, damage):
+def test_damaged_index_file_is_named(tmp_path, corpus, part, damage):
     open_engine(tmp_path, [corpus])
-    target = _index_file(tmp_path / "index", prefix)
+    target = _index_file(tmp_path / "index", part)
     data = target.read_bytes()
     if damage == "truncate":
         target.write_bytes(data[: len(data) // 2])
@@ -304,7 +324,8 @@ def test_damaged_index_file_is_named(tmp_path, corpus, prefix, damage):
     engine, _ = open_engine(tmp_path, [corpus], embedder=fake, log=said.append)
     assert any(target.name in m and "Rebuilding it from the articles" in m for m in said), said
     assert fake.encoded_count == 12 and len(engine.index.chunks) == 12
-    assert not target.exists() or damage == "delete" or target.name not in read_manifest(tmp_path / "index")["files"]
+    rel = target.relative_to(tmp_path / "index").as_posix()
+    assert not target.exists() or damage == "delete" or rel not in read_manifest(tmp_path / "index")["files"]
     assert len(open_engine(tmp_path, [corpus], rebuild="never")[0].index.chunks) == 12
 
 
@@ -313,7 +334,7 @@ def test_every_listed_file_is_checked(tmp_path, corpus):
     open_engine(tmp_path, [corpus])
     folder = tmp_path / "index"
     names = sorted(read_manifest(folder)["files"])
-    assert len(names) >= 5
+    assert len(names) == 2
     pristine = {n: (folder / n).read_bytes() for n in names}
     for name in names:
         (folder / name).write_bytes(pristine[name][:-1])
@@ -342,7 +363,7 @@ def test_corrupt_manifest_is_named(tmp_path, corpus, content):
     assert fake.encoded_count == 12 and read_manifest(tmp_path / "index")["counts"]["passages"] == 12
 
 
-@pytest.mark.parametrize("drop", ["articles", "sources", "counts"])
+@pytest.mark.parametrize("drop", ["segments", "sources", "counts", "files"])
 @pytest.mark.parametrize("rebuild", ["auto", "never"])
 def test_manifest_missing_a_section_is_corrupt(tmp_path, corpus, drop, rebuild):
     open_engine(tmp_path, [corpus])
@@ -386,7 +407,7 @@ def test_crash_before_the_manifest_is_replaced_keeps_the_previous_index(tmp_path
     monkeypatch.setattr(qa.store.os, "replace", real_replace)
     assert calls and calls[0].startswith(f".{MANIFEST}")  # the data files were written, the manifest not yet
     assert (folder / MANIFEST).read_bytes() == old_manifest
-    assert len(list(folder.glob("dense-*.faiss"))) == 2  # the new generation's files are there, unused
+    assert len(list(folder.glob("seg-*"))) == 2  # the new generation's segment is there, unused
 
     # the previous index loads, checks out and answers, for the articles it was built from
     (corpus / "bridge.txt").write_bytes(original)
@@ -398,7 +419,7 @@ def test_crash_before_the_manifest_is_replaced_keeps_the_previous_index(tmp_path
     assert not answer.abstained
     assert answer.text == "The repairs will cost $4 million, paid by the state transport fund."
 
-    # the next successful save clears the abandoned generation
-    save_index(engine.index, folder)
-    assert len(list(folder.glob("dense-*.faiss"))) == 1
+    # the next successful change clears the abandoned segment
+    engine.add_article("A new ferry will serve Mill Point from May.\n", title="Ferry", log=quiet, merge="none")
+    assert len(list(folder.glob("seg-*"))) == 2 == len(read_manifest(folder)["segments"])
     assert not list(folder.glob(f".{MANIFEST}*"))

@@ -1,0 +1,535 @@
+"""Segments: the immutable parts an index is made of, on disk and opened.
+
+A segment is a folder `seg-<id>/` of two files, written once and never changed:
+- `segment.json`: its articles (identity, the rows their passages take, the file's size and mtime when it was
+  indexed), its counts, and where each array lies in the data file (name, dtype, shape, offset);
+- `segment.bin`: the arrays back to back, each at a 64-byte boundary (plain little-endian numbers, no pickle):
+  `rows` the passage table (article, paragraph, start, end, text offset, first sentence, first piece; one row more
+  at the end for the totals), `text` the passages' UTF-8 text, `spans` each sentence's [start, end) in its article,
+  `dense` the passage vectors (float32), `sentences` the sentence vectors (int8 rows), `tokens` the content pieces'
+  vectors (5-bit rows, qa/quantize.py), `owners` each piece's sentence within its passage, the lexical postings
+  (qa/lexical.py: `keys`, `offsets`, `docs`, `freqs`, `lengths`) and, in segments of IVF_MIN_PASSAGES passages or
+  more, the first stage's inverted file (`centroids`, `lists`, `members`).
+The data file is memory-mapped: a question reads the rows of its candidates only, and every process that opens
+the segment shares the same pages.
+
+An add writes one small segment; merges (qa/store.py decides when) write one segment from several, copying the
+rows of their live articles; nothing is embedded or tokenized again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import mmap
+import os
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import quantize
+from .errors import IndexCorruptError
+from .lexical import Postings
+from .types import ArticleInfo, Chunk, Span
+
+SEGMENT_PREFIX = "seg-"
+META, DATA = "segment.json", "segment.bin"
+ALIGN = 64
+ROW_COLUMNS = ("article", "paragraph", "start", "end", "text", "sentence", "token")
+R_ARTICLE, R_PARAGRAPH, R_START, R_END, R_TEXT, R_SENTENCE, R_TOKEN = range(7)
+# Exact first-stage search reads every passage vector of a segment (1.5 KB each): 10,000 of them take ~2 ms on one
+# core, 50,000 ~9 ms, 100,000 ~50 ms (measured; past the CPU caches). Larger segments get an inverted file.
+IVF_MIN_PASSAGES = 20_000
+# lists read per question; on the benchmark's synthetic 10,000-article archive (675 lists) recall@10 against exact
+# search is only 0.84, 0.96 at 384 lists: below the 0.98 asked (docs/archive.md "First stage")
+IVF_PROBES = 48
+COPY_ROWS = 65_536  # rows copied at a time by a merge
+
+
+@dataclass(frozen=True)
+class ChunkVectors:
+    """What the model gives for one passage: its vector, one per sentence, and its content word pieces."""
+
+    passage: np.ndarray  # (dim,)
+    sentences: np.ndarray  # (sentences, dim)
+    tokens: np.ndarray  # (content pieces, dim) float16, unit rows
+    token_sentence: np.ndarray  # (content pieces,) index of the sentence each piece is in
+
+
+@dataclass
+class NewArticle:
+    """An article to index: identity, file stamp, passages and their vectors."""
+
+    info: ArticleInfo
+    stamp: tuple[int, int] | None  # (bytes, mtime_ns) of its file when it was read; None for an article not from a file
+    chunks: list[Chunk]
+    vectors: list[ChunkVectors]
+
+
+def _rel(path: str, base: Path) -> str:
+    p = Path(path)
+    try:
+        return p.resolve().relative_to(base.resolve()).as_posix()
+    except ValueError:
+        return str(p.resolve())
+
+
+def _abs(path: str, base: Path, folders: dict[str, str] | None = None) -> str:
+    """The resolved path of a path `_rel` stored. `folders` remembers the resolved folders of one table's articles:
+    Path.resolve of each (an lstat per component of its path) was most of opening an archive of 10,000 articles;
+    this is one lstat an article, and the result is the same."""
+    if os.path.isabs(path):
+        return path
+    if folders is None:
+        return str((base / path).resolve())
+    folder, name = os.path.split(os.path.join(base, path))
+    real = folders.get(folder)
+    if real is None:
+        real = folders[folder] = os.path.realpath(folder)
+    full = os.path.join(real, name)
+    return os.path.realpath(full) if os.path.islink(full) else full
+
+
+# --- the data file -----------------------------------------------------------------------------------------
+
+
+@dataclass
+class ArraySource:
+    """An array to write: its dtype and shape, and its contents as a sequence of row blocks."""
+
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    blocks: Iterable[np.ndarray]
+
+    @classmethod
+    def of(cls, array: np.ndarray) -> ArraySource:
+        a = np.ascontiguousarray(array)
+        return cls(a.dtype, a.shape, [a])
+
+
+def _write_data(path: Path, arrays: dict[str, ArraySource]) -> tuple[dict, str, int]:
+    """Write the arrays into `path`; returns (layout, sha256, bytes)."""
+    layout: dict[str, dict] = {}
+    digest = hashlib.sha256()
+    offset = 0
+    with path.open("wb") as f:
+        for name, src in arrays.items():
+            pad = (-offset) % ALIGN
+            if pad:
+                f.write(b"\0" * pad)
+                digest.update(b"\0" * pad)
+                offset += pad
+            dtype = np.dtype(src.dtype)
+            layout[name] = {"dtype": dtype.str, "shape": list(src.shape), "offset": offset}
+            written = 0
+            for block in src.blocks:
+                data = np.ascontiguousarray(block, dtype=dtype).tobytes()
+                f.write(data)
+                digest.update(data)
+                written += len(data)
+            expected = int(np.prod(src.shape, dtype=np.int64)) * dtype.itemsize
+            if written != expected:
+                raise ValueError(f"array {name}: wrote {written} bytes, expected {expected}")
+            offset += written
+        f.flush()
+        os.fsync(f.fileno())
+    return layout, digest.hexdigest(), offset
+
+
+def _views(data: np.ndarray, layout: dict, where: Path) -> dict[str, np.ndarray]:
+    out = {}
+    for name, spec in layout.items():
+        dtype, shape, offset = np.dtype(spec["dtype"]), tuple(spec["shape"]), int(spec["offset"])
+        size = int(np.prod(shape, dtype=np.int64)) * dtype.itemsize
+        if offset < 0 or offset + size > len(data):
+            raise IndexCorruptError(f"{where} is shorter than its layout says (array {name}); `qa build` rebuilds it.")
+        out[name] = np.ndarray(shape, dtype=dtype, buffer=data, offset=offset)
+    return out
+
+
+# arrays a question reads a few rows of, here and there: the kernel should not read ahead around each
+RANDOM_ACCESS = ("rows", "text", "spans", "sentences", "tokens", "owners", "docs", "freqs")
+
+
+def _advise_random(data: np.ndarray, layout: dict) -> None:
+    """madvise(MADV_RANDOM) on the regions of RANDOM_ACCESS arrays: a candidate's rows are read without the
+    read-ahead meant for files read in order (which, on a cold page cache, reads and maps far more than asked)."""
+    mm = getattr(data, "_mmap", None)
+    advice = getattr(mmap, "MADV_RANDOM", None)
+    if mm is None or advice is None:
+        return
+    page = mmap.PAGESIZE
+    for name in RANDOM_ACCESS:
+        spec = layout.get(name)
+        if not spec:
+            continue
+        size = int(np.prod(spec["shape"], dtype=np.int64)) * np.dtype(spec["dtype"]).itemsize
+        start = int(spec["offset"]) // page * page
+        length = int(spec["offset"]) + size - start
+        if size and length > 0:
+            try:
+                mm.madvise(advice, start, length)
+            except (OSError, ValueError):
+                return
+
+
+# --- the first stage's inverted file ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class InvertedFile:
+    """Passage rows grouped by their nearest centroid: a question reads the IVF_PROBES lists nearest to it."""
+
+    centroids: np.ndarray  # (lists, dim) float32 unit rows
+    lists: np.ndarray  # (lists + 1,) int64: list i is members[lists[i]:lists[i + 1]]
+    members: np.ndarray  # (passages,) int32 rows, ascending within each list
+
+    def candidates(self, query: np.ndarray, probes: int = IVF_PROBES) -> np.ndarray:
+        near = np.argpartition(-(self.centroids @ query), min(probes, len(self.centroids)) - 1)[:probes]
+        return np.concatenate([self.members[self.lists[i] : self.lists[i + 1]] for i in near])
+
+
+def train_ivf(blocks: Callable[[], Iterable[np.ndarray]], n: int, d: int, seed: int = 1) -> dict[str, np.ndarray]:
+    """Centroids by k-means (FAISS, spherical) on a sample of 64 rows a centroid, then every row assigned to its
+    nearest one. `blocks()` gives the n passage vectors in row order, a block at a time, each time it is called
+    (a merge reads them from the segments it merges: no copy of the whole matrix)."""
+    import faiss
+
+    lists = int(min(max(round(2 * np.sqrt(n)), 64), 65_536))
+    take = np.zeros(n, dtype=bool)
+    take[np.random.default_rng(seed).choice(n, size=min(n, lists * 64), replace=False)] = True
+    sample, at = [], 0
+    for block in blocks():
+        sample.append(np.asarray(block, dtype=np.float32)[take[at : at + len(block)]])
+        at += len(block)
+    kmeans = faiss.Kmeans(d, lists, niter=20, seed=seed, spherical=True, verbose=False)
+    kmeans.train(np.ascontiguousarray(np.concatenate(sample)))
+    centroids = kmeans.centroids.astype(np.float32)
+    owner, at = np.empty(n, np.int64), 0
+    for block in blocks():
+        owner[at : at + len(block)] = np.argmax(np.asarray(block, dtype=np.float32) @ centroids.T, axis=1)
+        at += len(block)
+    members = np.argsort(owner, kind="stable").astype(np.int32)
+    counts = np.bincount(owner, minlength=lists)
+    return {"centroids": centroids, "lists": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), "members": members}
+
+
+# --- an opened segment -------------------------------------------------------------------------------------
+
+
+class Segment:
+    """One segment, opened: its article table and memory-mapped arrays."""
+
+    def __init__(self, folder: Path, name: str, meta: dict, arrays: dict[str, np.ndarray], base: Path) -> None:
+        self.folder, self.name, self.meta = folder, name, meta
+        self.dimension = int(meta["dimension"])
+        self.passages = int(meta["passages"])
+        self.rows = arrays["rows"]
+        self.text = arrays["text"]
+        self.spans = arrays["spans"]
+        self.dense = arrays["dense"]
+        self.sentences = arrays["sentences"]
+        self.tokens = arrays["tokens"]
+        self.owners = arrays["owners"]
+        self.postings = Postings(**{k: arrays[k] for k in Postings.FILES})
+        self.ivf = InvertedFile(arrays["centroids"], arrays["lists"], arrays["members"]) if "centroids" in arrays else None
+        self.order: list[str] = []
+        self.articles: dict[str, ArticleInfo] = {}
+        self.ranges: dict[str, tuple[int, int]] = {}
+        self.stamps: dict[str, tuple[int, int] | None] = {}
+        self.by_content: dict[str, list[str]] = {}
+        self.aside: dict[str, set[str]] = {}  # word -> articles whose set-aside lines hold it
+        folders: dict[str, str] = {}
+        for a in meta["articles"]:
+            info = ArticleInfo(a["id"], _abs(a["path"], base, folders), a["title"], a["date"], a["sha256"], a.get("url"),
+                               a.get("source"), a.get("content"), tuple(a.get("aside") or ()))
+            self.order.append(info.id)
+            self.articles[info.id] = info
+            self.ranges[info.id] = (int(a["rows"][0]), int(a["rows"][1]))
+            self.stamps[info.id] = tuple(a["stamp"]) if a.get("stamp") else None  # type: ignore[assignment]
+            if info.content:
+                self.by_content.setdefault(info.content, []).append(info.id)
+            for w in info.aside:
+                self.aside.setdefault(w, set()).add(info.id)
+        self.base = base
+        self.meta = {k: v for k, v in meta.items() if k != "articles"}  # the table lives on as the objects above
+        self._live: dict[frozenset, np.ndarray | None] = {}
+        self.file_ids: tuple | None = None  # (inode, size, mtime) of its files when opened (qa/store.py)
+
+    @classmethod
+    def open(cls, index: Path, name: str, base: Path) -> Segment:
+        folder = index / name
+        meta_path, data_path = folder / META, folder / DATA
+        try:
+            meta = json.loads(meta_path.read_text(encoding="utf-8"))
+            size = data_path.stat().st_size
+            data = np.memmap(data_path, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
+            arrays = _views(data, meta["arrays"], data_path)
+            _advise_random(data, meta["arrays"])
+            segment = cls(folder, name, meta, arrays, base)
+        except IndexCorruptError:
+            raise
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise IndexCorruptError(f"Segment {folder} cannot be read ({type(exc).__name__}: {exc}); `qa build` "
+                                    "rebuilds it.") from None
+        segment.check()
+        return segment
+
+    def check(self) -> None:
+        """Counts that must agree, so a wrong file is refused here and not by a strange error in a question."""
+        n, s, t = self.passages, int(self.meta["sentences"]), int(self.meta["pieces"])
+        problems = [
+            self.rows.shape != (n + 1, len(ROW_COLUMNS)), self.dense.shape != (n, self.dimension),
+            self.sentences.shape != (s, quantize.sentence_bytes(self.dimension)), self.spans.shape != (s, 2),
+            self.tokens.shape != (t, quantize.row_bytes(self.dimension)), self.owners.shape != (t,),
+            len(self.postings.lengths) != n, n and (int(self.rows[n, R_SENTENCE]) != s or int(self.rows[n, R_TOKEN]) != t
+                                                    or int(self.rows[n, R_TEXT]) != len(self.text)),
+            sum(c for _f, c in self.ranges.values()) != n,
+        ]
+        if any(problems):
+            raise IndexCorruptError(f"Segment {self.folder} is inconsistent (its counts and arrays differ); `qa build` "
+                                    "rebuilds it.")
+
+    def live(self, deleted: frozenset[str]) -> np.ndarray | None:
+        """Bool per row, False for the rows of `deleted` articles; None when every row is live."""
+        gone = deleted & self.ranges.keys()
+        if not gone:
+            return None
+        key = frozenset(gone)
+        if key not in self._live:
+            mask = np.ones(self.passages, dtype=bool)
+            for a in gone:
+                first, count = self.ranges[a]
+                mask[first : first + count] = False
+            self._live[key] = mask
+        return self._live[key]
+
+    def sentences_of(self, article_ids) -> int:
+        """Sentences of these articles' passages."""
+        total = 0
+        for a in article_ids:
+            first, count = self.ranges[a]
+            total += int(self.rows[first + count, R_SENTENCE] - self.rows[first, R_SENTENCE])
+        return total
+
+    def entry(self, article_id: str, first: int) -> dict:
+        """The article's line of segment.json, for a segment that takes its rows from `first` on."""
+        return _article_entry(self.articles[article_id], self.stamps[article_id], first, self.ranges[article_id][1],
+                              self.base)
+
+    def chunk(self, local: int) -> Chunk:
+        a, paragraph, start, end, t0, s0, _k0 = self.rows[local].tolist()
+        t1, s1 = int(self.rows[local + 1, R_TEXT]), int(self.rows[local + 1, R_SENTENCE])
+        text = bytes(self.text[t0:t1]).decode("utf-8")
+        spans = self.spans[s0:s1].tolist()
+        return Chunk(self.order[a], paragraph, start, end, text, tuple(Span(x, y) for x, y in spans))
+
+    def sentence_range(self, local: int) -> tuple[int, int]:
+        return int(self.rows[local, R_SENTENCE]), int(self.rows[local + 1, R_SENTENCE])
+
+    def token_range(self, local: int) -> tuple[int, int]:
+        return int(self.rows[local, R_TOKEN]), int(self.rows[local + 1, R_TOKEN])
+
+
+# --- writing ---------------------------------------------------------------------------------------------
+
+
+def _article_entry(info: ArticleInfo, stamp, first: int, count: int, base: Path) -> dict:
+    return {**asdict(info), "path": _rel(info.path, base), "aside": list(info.aside), "rows": [first, count],
+            "stamp": list(stamp) if stamp else None}
+
+
+def segment_name(index: Path, entries: Sequence[dict], model: str, chunking: dict) -> str:
+    """A content hash, so the same articles give the same folder name (no churn in a committed index/), with a
+    suffix when that name is taken (a repair of a damaged index of the same content)."""
+    text = json.dumps([model, chunking, quantize.CODEC, [(e["id"], e["sha256"], e["rows"]) for e in entries]])
+    base = SEGMENT_PREFIX + hashlib.sha256(text.encode()).hexdigest()[:12]
+    name, n = base, 1
+    while (index / name).exists():
+        n += 1
+        name = f"{base}-{n}"
+    return name
+
+
+@dataclass
+class Written:
+    """A segment written into a temporary folder of this process, not yet in place (`publish`)."""
+
+    tmp: Path
+    entries: list[dict]
+    files: dict[str, dict]  # file name -> {sha256, bytes}
+    counts: dict
+
+
+def _write_segment(index: Path, arrays: dict[str, ArraySource], entries: list[dict], counts: dict, dimension: int) -> Written:
+    """Write a segment into a temporary folder `.seg-<pid>-<random>.tmp` (left alone by other writers' clean-up
+    while this process lives)."""
+    tmp = index / f".{SEGMENT_PREFIX}{os.getpid()}-{os.urandom(4).hex()}.tmp"
+    tmp.mkdir(parents=True)
+    try:
+        layout, sha, size = _write_data(tmp / DATA, arrays)
+        meta = {"format": 1, "dimension": dimension, "codec": quantize.CODEC, **counts, "articles": entries,
+                "arrays": layout, "data": {"bytes": size, "sha256": sha}}
+        text = json.dumps(meta, ensure_ascii=False, indent=1) + "\n"
+        (tmp / META).write_text(text, encoding="utf-8")
+        with (tmp / META).open("rb") as fh:
+            os.fsync(fh.fileno())
+        _fsync_dir(tmp)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    files = {META: {"sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}, DATA: {"sha256": sha}}
+    return Written(tmp, entries, files, counts)
+
+
+def publish(index: Path, written: Written, model: str, chunking: dict) -> tuple[str, dict]:
+    """Move a written segment into place under its name; returns (name, {"name/file": {sha256, bytes, mtime_ns}}).
+    Call in the writer's turn (the name is chosen among those in the folder)."""
+    name = segment_name(index, written.entries, model, chunking)
+    os.rename(written.tmp, index / name)
+    _fsync_dir(index)
+    files = {}
+    for fname, meta in written.files.items():
+        st = (index / name / fname).stat()
+        files[f"{name}/{fname}"] = {"sha256": meta["sha256"], "bytes": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return name, files
+
+
+def _fsync_dir(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@dataclass
+class SegmentBuilder:
+    """Collects new articles' passages in the compact stored form (tokens are compressed as they come), then
+    writes them as one segment."""
+
+    dimension: int
+    base: Path  # the index folder's parent: article paths are stored relative to it
+    entries: list[dict] = field(default_factory=list)
+    rows: list[list[int]] = field(default_factory=list)
+    text: list[bytes] = field(default_factory=list)
+    spans: list[tuple[int, int]] = field(default_factory=list)
+    dense: list[np.ndarray] = field(default_factory=list)
+    sentences: list[np.ndarray] = field(default_factory=list)
+    tokens: list[np.ndarray] = field(default_factory=list)
+    owners: list[np.ndarray] = field(default_factory=list)
+    texts: list[str] = field(default_factory=list)
+    _text_bytes: int = 0
+    _sentence_count: int = 0
+    _token_count: int = 0
+
+    @property
+    def passages(self) -> int:
+        return len(self.rows)
+
+    def add(self, article: NewArticle) -> None:
+        first = len(self.rows)
+        number = len(self.entries)
+        for c, v in zip(article.chunks, article.vectors):
+            data = c.text.encode("utf-8")
+            self.rows.append([number, c.paragraph, c.start, c.end, self._text_bytes, self._sentence_count, self._token_count])
+            self.text.append(data)
+            self.texts.append(c.text)
+            self._text_bytes += len(data)
+            self.spans.extend((s.start, s.end) for s in c.sentences)
+            self._sentence_count += len(c.sentences)
+            self.dense.append(np.asarray(v.passage, dtype=np.float32))
+            self.sentences.append(quantize.encode8(np.asarray(v.sentences, dtype=np.float32).reshape(-1, self.dimension)))
+            self.tokens.append(quantize.encode(np.asarray(v.tokens, dtype=np.float32).reshape(-1, self.dimension)))
+            self.owners.append(np.asarray(v.token_sentence, dtype=np.uint8))
+            self._token_count += len(v.tokens)
+        self.entries.append(_article_entry(article.info, article.stamp, first, len(article.chunks), self.base))
+
+    def write(self, index: Path) -> Written:
+        d = self.dimension
+        n = len(self.rows)
+        rows = np.array(self.rows + [[-1, 0, 0, 0, self._text_bytes, self._sentence_count, self._token_count]], np.int64)
+        dense = np.stack(self.dense) if n else np.zeros((0, d), np.float32)
+        arrays = {
+            "rows": ArraySource.of(rows),
+            "text": ArraySource.of(np.frombuffer(b"".join(self.text), dtype=np.uint8)),
+            "spans": ArraySource.of(np.array(self.spans, np.int64).reshape(-1, 2)),
+            "dense": ArraySource.of(dense),
+            "sentences": ArraySource.of(np.concatenate(self.sentences) if n else
+                                        np.zeros((0, quantize.sentence_bytes(d)), np.uint8)),
+            "tokens": ArraySource.of(np.concatenate(self.tokens) if n else np.zeros((0, quantize.row_bytes(d)), np.uint8)),
+            "owners": ArraySource.of(np.concatenate(self.owners) if n else np.zeros(0, np.uint8)),
+        }
+        postings = Postings.build(self.texts)
+        arrays.update({k: ArraySource.of(np.asarray(getattr(postings, k))) for k in Postings.FILES})
+        if n >= IVF_MIN_PASSAGES:
+            arrays.update({k: ArraySource.of(v) for k, v in train_ivf(lambda: [dense], n, d).items()})
+        counts = {"passages": n, "sentences": self._sentence_count, "pieces": self._token_count}
+        return _write_segment(index, arrays, self.entries, counts, d)
+
+
+def merge(index: Path, parts: Sequence[tuple[Segment, frozenset[str]]]) -> Written:
+    """One segment made of the live articles of several, in their order: rows are copied, postings merged, nothing
+    embedded or tokenized again. Written into a temporary folder (`publish` puts it in place)."""
+    d = parts[0][0].dimension
+    plan = []  # (segment, [(first, count) of its live articles in row order], ids)
+    for seg, deleted in parts:
+        keep = [a for a in seg.order if a not in deleted]
+        plan.append((seg, [seg.ranges[a] for a in keep], keep))
+    entries: list[dict] = []
+    n = s = t = text_bytes = 0
+    row_blocks: list[np.ndarray] = []
+    for seg, ranges, keep in plan:
+        for (first, count), a in zip(ranges, keep):
+            entries.append(seg.entry(a, n))
+            block = np.array(seg.rows[first : first + count], dtype=np.int64)
+            if count:
+                block[:, R_ARTICLE] = len(entries) - 1
+                block[:, R_TEXT] += text_bytes - int(seg.rows[first, R_TEXT])
+                block[:, R_SENTENCE] += s - int(seg.rows[first, R_SENTENCE])
+                block[:, R_TOKEN] += t - int(seg.rows[first, R_TOKEN])
+            row_blocks.append(block)
+            n += count
+            text_bytes += int(seg.rows[first + count, R_TEXT] - seg.rows[first, R_TEXT])
+            s += int(seg.rows[first + count, R_SENTENCE] - seg.rows[first, R_SENTENCE])
+            t += int(seg.rows[first + count, R_TOKEN] - seg.rows[first, R_TOKEN])
+    row_blocks.append(np.array([[-1, 0, 0, 0, text_bytes, s, t]], np.int64))
+
+    def copy(name: str, column: int | None) -> Iterator[np.ndarray]:
+        """The live rows of array `name` of every part; `column` of `rows` maps passages to the array's rows."""
+        for seg, ranges, _keep in plan:
+            source = getattr(seg, name)
+            for first, count in ranges:
+                lo, hi = (first, first + count) if column is None else \
+                    (int(seg.rows[first, column]), int(seg.rows[first + count, column]))
+                for b0 in range(lo, hi, COPY_ROWS):
+                    yield np.asarray(source[b0 : min(hi, b0 + COPY_ROWS)])
+
+    dense_src = ArraySource(np.dtype(np.float32), (n, d), copy("dense", None))
+    arrays = {
+        "rows": ArraySource(np.dtype(np.int64), (n + 1, len(ROW_COLUMNS)), row_blocks),
+        "text": ArraySource(np.dtype(np.uint8), (text_bytes,), copy("text", R_TEXT)),
+        "spans": ArraySource(np.dtype(np.int64), (s, 2), copy("spans", R_SENTENCE)),
+        "dense": dense_src,
+        "sentences": ArraySource(np.dtype(np.uint8), (s, quantize.sentence_bytes(d)), copy("sentences", R_SENTENCE)),
+        "tokens": ArraySource(np.dtype(np.uint8), (t, quantize.row_bytes(d)), copy("tokens", R_TOKEN)),
+        "owners": ArraySource(np.dtype(np.uint8), (t,), copy("owners", R_TOKEN)),
+    }
+    kept_rows = []
+    for seg, ranges, _keep in plan:
+        kept_rows.append((seg.postings, np.concatenate([np.arange(f, f + c) for f, c in ranges]) if ranges
+                          else np.zeros(0, np.int64)))
+    postings = Postings.merge(kept_rows)
+    arrays.update({k: ArraySource.of(np.asarray(getattr(postings, k))) for k in Postings.FILES})
+    if n >= IVF_MIN_PASSAGES:
+        arrays.update({k: ArraySource.of(v) for k, v in train_ivf(lambda: copy("dense", None), n, d).items()})
+    counts = {"passages": n, "sentences": s, "pieces": t}
+    return _write_segment(index, arrays, entries, counts, d)
