@@ -321,6 +321,38 @@ class DataOptions:
     yes_no: bool = True
 
 
+def _positive(p: Para, q, idf: dict) -> Example | None:
+    """The answer sentence of an answerable question's paragraph (`locate`), with its span; None when not found."""
+    gold = locate(p, q, idf[p.article])
+    if gold is None:
+        return None
+    a, _b = p.sentences[gold.sentence]
+    span = None if gold.span is None else (gold.span[0] - a, gold.span[1] - a)
+    return Example(q.text, p.sentence(gold.sentence), 1, span, "pos")
+
+
+def _twins(q, p: Para, sent: str, negative: str | None, pools: dict, rng: random.Random, opts: DataOptions,
+           ) -> list[Example]:
+    """The synthetic examples of an answer sentence: an unanswerable twin of the question (a name, number, negation
+    or antonym changed), and yes/no forms of the question and of its twin (`negative`: a sentence that does not
+    answer, for the yes/no question's negative)."""
+    out = []
+    twin = perturb(q.text, p.context, sent, pools[p.article], rng) if opts.synthetic else None
+    if twin is not None:
+        out.append(Example(twin[0], sent, 0, None, f"neg-synth-{twin[1]}"))
+    if opts.yes_no:
+        yn = yes_no(q.text, q.answers[0])
+        if yn is not None:
+            out.append(Example(yn, sent, 1, None, "pos-yesno"))
+            if negative is not None:
+                out.append(Example(yn, negative, 0, None, "neg-yesno"))
+            if twin is not None and twin[1] in ("name", "number"):
+                yn_twin = yes_no(twin[0], q.answers[0])
+                if yn_twin is not None:
+                    out.append(Example(yn_twin, sent, 0, None, "neg-yesno-synth"))
+    return out
+
+
 def build_examples(paras: Sequence[Para], opts: DataOptions, seed: int) -> tuple[list[Example], Counter]:
     rng = random.Random(seed)
     idf = article_idf(paras)
@@ -334,30 +366,16 @@ def build_examples(paras: Sequence[Para], opts: DataOptions, seed: int) -> tuple
                 for i in order[: opts.unanswerable_negatives]:
                     out.append(Example(q.text, p.sentence(i), 0, None, "neg-real"))
                 continue
-            gold = locate(p, q, idf[p.article])
-            if gold is None:
+            positive = _positive(p, q, idf)
+            if positive is None:
                 continue
-            a, _b = p.sentences[gold.sentence]
-            sent = p.sentence(gold.sentence)
-            span = None if gold.span is None else (gold.span[0] - a, gold.span[1] - a)
-            out.append(Example(q.text, sent, 1, span, "pos"))
+            sent = positive.sentence
+            out.append(positive)
             holders = {i for i in range(len(p.sentences)) if any(t in p.sentence(i) for t in q.answers)}
             others = [i for i in order if i not in holders][: opts.other_negatives]
             for i in others:
                 out.append(Example(q.text, p.sentence(i), 0, None, "neg-other"))
-            twin = perturb(q.text, p.context, sent, pools[p.article], rng) if opts.synthetic else None
-            if twin is not None:
-                out.append(Example(twin[0], sent, 0, None, f"neg-synth-{twin[1]}"))
-            if opts.yes_no:
-                yn = yes_no(q.text, q.answers[0])
-                if yn is not None:
-                    out.append(Example(yn, sent, 1, None, "pos-yesno"))
-                    if others:
-                        out.append(Example(yn, p.sentence(others[0]), 0, None, "neg-yesno"))
-                    if twin is not None and twin[1] in ("name", "number"):
-                        yn_twin = yes_no(twin[0], q.answers[0])
-                        if yn_twin is not None:
-                            out.append(Example(yn_twin, sent, 0, None, "neg-yesno-synth"))
+            out += _twins(q, p, sent, p.sentence(others[0]) if others else None, pools, rng, opts)
     return out, Counter(e.kind for e in out)
 
 
@@ -414,13 +432,11 @@ def retrieval_examples(paras: Sequence[Para], articles: Sequence, index_dir: Pat
                 for text, _own in candidates[: opts.unanswerable_negatives]:
                     out.append(Example(q.text, text, 0, None, "neg-real"))
                 continue
-            gold = locate(p, q, idf[p.article])
-            if gold is None:
+            positive = _positive(p, q, idf)
+            if positive is None:
                 continue
-            a, _b = p.sentences[gold.sentence]
-            sent = p.sentence(gold.sentence)
-            span = None if gold.span is None else (gold.span[0] - a, gold.span[1] - a)
-            out.append(Example(q.text, sent, 1, span, "pos"))
+            sent = positive.sentence
+            out.append(positive)
             negatives = []
             for text, own in candidates:
                 holds = [t for t in q.answers if t in text]
@@ -433,19 +449,7 @@ def retrieval_examples(paras: Sequence[Para], articles: Sequence, index_dir: Pat
                     negatives.append(text)
             for text in negatives[: opts.other_negatives]:
                 out.append(Example(q.text, text, 0, None, "neg-retrieved"))
-            twin = perturb(q.text, p.context, sent, pools[p.article], rng) if opts.synthetic else None
-            if twin is not None:
-                out.append(Example(twin[0], sent, 0, None, f"neg-synth-{twin[1]}"))
-            if opts.yes_no:
-                yn = yes_no(q.text, q.answers[0])
-                if yn is not None:
-                    out.append(Example(yn, sent, 1, None, "pos-yesno"))
-                    if negatives:
-                        out.append(Example(yn, negatives[0], 0, None, "neg-yesno"))
-                    if twin is not None and twin[1] in ("name", "number"):
-                        yn_twin = yes_no(twin[0], q.answers[0])
-                        if yn_twin is not None:
-                            out.append(Example(yn_twin, sent, 0, None, "neg-yesno-synth"))
+            out += _twins(q, p, sent, negatives[0] if negatives else None, pools, rng, opts)
     return out, Counter(e.kind for e in out)
 
 

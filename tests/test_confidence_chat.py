@@ -12,6 +12,7 @@ import pytest
 from conftest import CHROMIUM
 from playwright.sync_api import Page, expect
 from test_app import AppServer, api_ask, make_project
+from test_newsroom import ask
 
 pytestmark = [
     pytest.mark.browser,
@@ -31,18 +32,6 @@ def app(tmp_path_factory):
         yield server.wait()
     finally:
         server.stop()
-
-
-def ask(page: Page, question: str):
-    bots = page.get_by_test_id("bot")
-    before = bots.count()
-    box = page.locator("#question textarea")
-    box.fill(question)
-    box.press("Enter")
-    expect(bots).to_have_count(before + 1, timeout=REPLY_TIMEOUT)
-    reply = bots.nth(before)
-    expect(reply.locator(".qa-pending")).to_have_count(0, timeout=REPLY_TIMEOUT)
-    return reply
 
 
 def test_the_api_gives_each_kind_with_its_confidence(app):
