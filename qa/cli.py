@@ -9,6 +9,7 @@ import sys
 import textwrap
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from .errors import QAError, QuestionError
 
@@ -240,15 +241,23 @@ def _asker(args: argparse.Namespace, articles=None, warm: str | None = None):
                          progress=_progress(), method=args.method)
     if warm:
         engine.ask(warm, args.k)  # warm-up: the first call pays one-off costs
-    return lambda q, history=None, article=None: engine.ask(q, args.k, history=check_history(history)).to_json()
+    return lambda q, history=None, article=None: engine.ask(
+        q, args.k, history=check_history(history), articles=[article] if isinstance(article, str) else article).to_json()
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
     from .evaluation import check_thresholds, compute_metrics, is_conversation_file, load_gold, per_question, sample, squad_corpus
 
+    from .canard import is_canard_file
+
     articles = None
     if args.gold and is_conversation_file(args.gold):
         return _eval_conversations(args)
+    if args.gold and is_canard_file(args.gold):
+        return _eval_canard(args)
+    if args.part:
+        raise QAError(f"--part is for CANARD files (dev.json or test.json of the release); {args.gold or args.squad} is "
+                      "not one: drop --part.")
     if args.no_history:
         raise QAError(f"--no-history is for conversation files (one {{\"id\", \"turns\"}} object per line); "
                       f"{args.gold or args.squad} holds single questions: drop --no-history.")
@@ -360,6 +369,77 @@ def _eval_conversations(args: argparse.Namespace) -> int:
     a = metrics["abstention"]
     if a["turns"]:
         print(f"{'abstention':<12}  turns {a['turns']:>3}  correct abstentions {a['correct_abstentions']:.3f}")
+    _print_added_words("interpreted", metrics["interpreted_as"])
+    return 0
+
+
+def _print_added_words(label: str, m: dict) -> None:
+    if m["turns"]:
+        untouched = "" if m["untouched"] is None else f"  self-contained left alone {m['untouched']:.3f}"
+        print(f"{label:<12}  turns {m['turns']:>3}  added words: precision {m['precision']:.3f}  recall {m['recall']:.3f}  "
+              f"F1 {m['f1']:.3f}{untouched}")
+
+
+def _eval_canard(args: argparse.Namespace) -> int:
+    """`qa eval dev.json [--part held-out]`: each CANARD dialogue of the part becomes an article (its title, section
+    and answers); each follow-up is asked restricted to it, with its history; `interpreted_as` is scored against
+    the person's rewrite by the words each added to the question."""
+    from .canard import article_id, chat_history, dialogue_articles, load_dev, part_of
+    from .evaluation import added_word_scores, added_words
+
+    if args.no_history:
+        raise QAError("--no-history does not apply to CANARD files: their follow-ups are scored by what the history "
+                      "adds to them; drop --no-history.")
+    part = args.part or "held-out"
+    rows = part_of(load_dev(args.gold), part)
+    follow = [r for r in rows if r.number > 1]
+    if args.sample:
+        import random
+
+        follow = random.Random(args.seed).sample(follow, min(args.sample, len(follow)))
+    articles = dialogue_articles(rows, str(Path(args.gold).resolve()))
+    if not args.url and not args.index:
+        args.index = f".bench/canard-index-{part}"
+    ask = _asker(args, articles if not args.url else None, follow[0].question)
+
+    def one(r):
+        t = time.perf_counter()
+        result = ask(r.question, chat_history(r), article_id(r.dialog))
+        return result, time.perf_counter() - t
+
+    if args.url:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+            outcomes = list(pool.map(one, follow))
+    else:
+        outcomes = [one(r) for r in follow]
+    from .evaluation import percentile
+
+    latencies = [dt for _, dt in outcomes]
+    metrics = {"part": part, "dialogues": len({r.dialog for r in follow}),
+               "added_words": added_word_scores((r.question, r.rewrite, res.get("interpreted_as")) for r, (res, _) in zip(follow, outcomes)),
+               "headline_words_added": added_word_scores((r.question, r.rewrite, f"{r.question} {r.title}") for r in follow),
+               "latency_ms_p50": round(percentile(latencies, 0.5) * 1000, 2)}
+    rows_out = [{"id": f"{r.dialog}_q#{r.number}", "question": r.question, "rewrite": r.rewrite,
+                 "interpreted_as": res.get("interpreted_as"), "gold_added": sorted(added_words(r.question, r.rewrite)),
+                 "added": sorted(added_words(r.question, res.get("interpreted_as")))} for r, (res, _) in zip(follow, outcomes)]
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            for row, (res, _) in zip(rows_out, outcomes):
+                fh.write(json.dumps({**row, "result": res}, ensure_ascii=False) + "\n")
+    if args.json:
+        print(json.dumps({"metrics": metrics}, ensure_ascii=False, indent=2))
+        return 0
+    if not args.quiet:
+        wrong = [r for r in rows_out if set(r["added"]) != set(r["gold_added"])]
+        print(f"Follow-ups whose added words differ from the person's ({len(wrong)}):")
+        for r in wrong[: args.show]:
+            print(f"- {r['id']} {r['question']!r}\n    person:  {r['rewrite']!r}\n    service: {r['interpreted_as']!r}")
+        print()
+    print(f"CANARD {Path(args.gold).name}, part {part}: {metrics['dialogues']} dialogues, latency p50 {metrics['latency_ms_p50']} ms")
+    _print_added_words("service", metrics["added_words"])
+    _print_added_words("headline", metrics["headline_words_added"])
     return 0
 
 
@@ -422,6 +502,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--show", type=int, default=25, help="misses to print")
     e.add_argument("--quiet", action="store_true", help="metrics only")
+    e.add_argument("--part", choices=["train", "tune", "held-out", "all"],
+                   help="CANARD files: which part of the split by dialogue to ask (qa/canard.py; default held-out)")
     e.add_argument("--no-history", action="store_true",
                    help="conversations: ask every turn alone, without the earlier turns (the baseline)")
     e.add_argument("--method", choices=["hybrid", "convex", "rrf", "dense", "bm25"], default="hybrid",
