@@ -275,7 +275,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     def one(g):
         t = time.perf_counter()
-        r = ask(g.question)
+        r = ask(g.question, None, g.article if args.per_article else None)
         return r, time.perf_counter() - t
 
     if args.url:
@@ -334,13 +334,23 @@ def _eval_conversations(args: argparse.Namespace) -> int:
             return with_history(q, None, article)
     from .evaluation import run_conversation
 
+    if args.per_article:
+        if any(c.turns[0].article is None for c in conversations):
+            raise QAError(f'--per-article asks each conversation restricted to its "article"; a line of {args.gold} has '
+                          'none: add it, or drop --per-article.')
+
+        def run(c):
+            return run_conversation(c, lambda q, h: ask(q, h, c.turns[0].article))
+    else:
+        def run(c):
+            return run_conversation(c, ask)
     if args.url:
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-            results = list(pool.map(lambda c: run_conversation(c, ask), conversations))
+            results = list(pool.map(run, conversations))
     else:
-        results = [run_conversation(c, ask) for c in conversations]
+        results = [run(c) for c in conversations]
     metrics = conversation_metrics(conversations, results)
     rows = conversation_rows(conversations, results)
     if args.output:
@@ -502,6 +512,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--show", type=int, default=25, help="misses to print")
     e.add_argument("--quiet", action="store_true", help="metrics only")
+    e.add_argument("--per-article", action="store_true",
+                   help='ask each question (or conversation) restricted to its gold "article", as a chat about one story')
     e.add_argument("--part", choices=["train", "tune", "held-out", "all"],
                    help="CANARD files: which part of the split by dialogue to ask (qa/canard.py; default held-out)")
     e.add_argument("--no-history", action="store_true",
