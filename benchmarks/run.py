@@ -19,9 +19,6 @@ Floors and figures (README "Speed"):
    backend that embedded them (the engine embeds passages with PyTorch whenever it is installed; query
    encoder loaded and warm on both sides). CPU seconds are recorded too.
 6. memory: peak RSS (VmHWM) of the app serving the seed corpus, and of a process serving SQuAD.
-7. resolving a follow-up (rules and the trained resolver, as `Engine.ask` does before it retrieves) p50 over the
-   follow-ups of the seed conversation sets with the service's own earlier replies, in blocks alternating with the
-   floor encoding the same questions (part of the ask step).
 
 Everything is built under .bench/bench-<time>-<pid>/ (removed afterwards unless --keep or a step failed);
 the shared index/ and .bench/squad-index/ are only read (the ONNX export is copied from index/onnx). qa/,
@@ -73,7 +70,6 @@ TARGETS = {
     "cold": 0.8,  # cold start <= 0.8 x bare floor process
     "build": 0.9,  # build rate >= 0.9 x bare encode rate
     "peers": 2.0,  # build at least twice as fast as the fastest peer toolkit (52 s, the issue's figure)
-    "resolve": 1.0,  # resolving a follow-up adds <= 1.0 x floor to the ask (the follow-up resolver issue)
 }
 
 T0 = time.perf_counter()
@@ -471,84 +467,6 @@ def bench_ask(name: str, engines: dict[str, AskWorker], golds, floor_block, roun
     return out
 
 
-# --- 7. resolving a follow-up ------------------------------------------------------------------------
-
-RESOLVE_WORKER = r"""
-import json, os, sys, time
-sys.path.insert(0, sys.argv[2])
-from run import open_engine, K
-from pathlib import Path
-import numpy as np
-from qa.conversation import reply_text, resolve
-from qa.evaluation import load_conversations
-from qa.lexical import tokenize
-from qa.references import gender_lookup, referent_lookup
-from qa.resolver import headline_lookup
-from qa.validation import Turn
-engine = open_engine(Path(sys.argv[1]), "onnx")
-index = engine.index
-cases = []  # (follow-up, the service's own earlier turns), as the chat sends them
-for path in sys.argv[3:]:
-    for conv in load_conversations(path):
-        history = []
-        for i, turn in enumerate(conv.turns):
-            if i:
-                cases.append((turn.question, list(history)))
-            answer = engine.ask(turn.question, K, history=history).to_json()
-            history += [Turn("user", turn.question), Turn("assistant", reply_text(answer))]
-containing = lambda w: np.flatnonzero(index.lexical.scores(tokenize(w)) > 0)
-
-def resolved(q, h):  # what Engine.ask does before it retrieves
-    return resolve(q, h, gender_lookup(index.chunks, containing), referent_lookup(index.chunks, index.passage_holding),
-                   resolver=engine.resolver, headline_of=headline_lookup(index, None))
-
-for q, h in cases[:5]:
-    resolved(q, h)
-print(json.dumps({"follow_ups": len(cases), "questions": [q for q, _ in cases], "torch_imported": "torch" in sys.modules,
-                  "resolver": engine.resolver is not None}), flush=True)
-for line in sys.stdin:
-    idx = json.loads(line)
-    resolved(*cases[idx[0]])
-    lat = []
-    for i in idx:
-        t = time.perf_counter()
-        resolved(*cases[i])
-        lat.append(time.perf_counter() - t)
-    print(json.dumps(lat), flush=True)
-"""
-
-
-def bench_resolve(seed_index: Path, floor_block, rounds: int) -> dict:
-    """Resolving a follow-up (what `Engine.ask` does before it retrieves, the trained resolver included) over the
-    follow-ups of the seed conversation sets, each with the service's own earlier replies as history; in blocks
-    alternating with the floor encoding the very same questions."""
-    gold = [str(ROOT / "eval" / f) for f in ("conversations.jsonl", "conversations-holdout.jsonl")]
-    proc = subprocess.Popen([PY, "-c", RESOLVE_WORKER, str(seed_index), str(ROOT / "benchmarks"), *gold],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=CODE, env={**os.environ, "QA_THREADS": APP_THREADS})
-    try:
-        info = json.loads(proc.stdout.readline())
-        if info["torch_imported"] or not info["resolver"]:
-            raise RuntimeError(f"the resolve worker runs {info}, not the ONNX resolver without torch")
-        questions = info["questions"]
-        floor, lat = [], []
-        for _ in range(rounds):
-            for b0 in range(0, len(questions), 10):
-                idx = list(range(b0, min(b0 + 10, len(questions))))
-                time.sleep(SETTLE_S)
-                floor += floor_block([questions[i] for i in idx])
-                time.sleep(SETTLE_S)
-                proc.stdin.write(json.dumps(idx) + "\n")
-                proc.stdin.flush()
-                lat += json.loads(proc.stdout.readline())
-        out = {"follow_ups": len(questions), "rounds": rounds, "floor_ms_p50": ms(pct(floor, 0.5)),
-               "ms_p50": ms(pct(lat, 0.5)), "ms_p95": ms(pct(lat, 0.95)), "ratio_p50": round(pct(lat, 0.5) / pct(floor, 0.5), 3)}
-        log(f"resolve: p50 {out['ms_p50']} ms against the floor's {out['floor_ms_p50']} ms ({out['ratio_p50']}x)")
-        return out
-    finally:
-        proc.stdin.close()
-        proc.wait(timeout=30)
-
-
 # --- 3 + 4 + 6. the app over HTTP, cold start, memory ------------------------------------------------
 
 
@@ -875,11 +793,6 @@ def table(res: dict) -> tuple[list[list[str]], list[str]]:
             row(f"warm `ask` p50, {label} ({x['passages']:,} passages), {name}", fmt(x["ms_p50"], " ms", 2),
                 fmt(part["floor_ms_p50"], " ms", 2), f"{x['ratio_p50']:.2f}×{cross}", target,
                 x["ratio_p50"] <= TARGETS["warm"] if b == "onnx" else None)
-    rv = ask.get("resolve")
-    if rv:
-        row(f"resolving a follow-up p50 (trained resolver and rules, {rv['follow_ups']} follow-ups of the seed "
-            "conversations, ONNX, 1 thread)", fmt(rv["ms_p50"], " ms", 2), fmt(rv["floor_ms_p50"], " ms", 2),
-            f"{rv['ratio_p50']:.2f}×", f"≤ {TARGETS['resolve']}×", rv["ratio_p50"] <= TARGETS["resolve"])
     for label, part in (("seed", seed), ("SQuAD sample", sq)):
         if not part:
             continue
@@ -1093,7 +1006,6 @@ def main() -> int:
             finally:
                 for w in engines.values():
                     w.close()
-        out["resolve"] = bench_resolve(seed_index, floor.block, 1 if quick else 3)
         floor.close()
         out["squad"]["sample"] = "sample(golds, %d, 1)%s" % (len(squad_sample), " of the quick subset" if quick else "")
         return out

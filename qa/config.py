@@ -40,9 +40,6 @@ class Settings:
     # "The threshold in use": no answerable seed question refused, twice the SQuAD 2.0 refusals of 0.15)
     reader: Literal["auto", "off"] = "auto"  # QA_READER: off = no reader (no short answer, no abstention by it)
     answerability_below: float = 0.2  # QA_ANSWERABILITY_BELOW
-    # the follow-up resolver trained on CANARD (models/resolver): which phrases of the conversation a follow-up
-    # leans on (docs/conversations.md)
-    resolver: Literal["auto", "off"] = "auto"  # QA_RESOLVER: off = the rules alone
     maxsim_weight: float = 0.7  # QA_MAXSIM_WEIGHT: share of late interaction in the reranking score
     candidates: int = 20  # QA_CANDIDATES: passages each retriever proposes before fusion
     rerank: int = 10  # QA_RERANK: best first-stage passages reranked by late interaction
@@ -58,8 +55,6 @@ class Settings:
             raise ConfigError(f"QA_BUILD_PRECISION must be auto, float32 or bfloat16, not {self.build_precision!r}.")
         if self.reader not in ("auto", "off"):
             raise ConfigError(f"QA_READER must be auto or off, not {self.reader!r}.")
-        if self.resolver not in ("auto", "off"):
-            raise ConfigError(f"QA_RESOLVER must be auto or off, not {self.resolver!r}.")
         if not 0.0 <= self.answerability_below <= 1.0:
             raise ConfigError(f"QA_ANSWERABILITY_BELOW is a probability between 0 and 1, not {self.answerability_below}.")
         if self.rebuild not in ("auto", "never"):

@@ -246,21 +246,15 @@ def demonstrative_noun(question: str) -> str | None:
 
 
 def resolve(question: str, history: Sequence[Turn], gender_of: Callable[[str], str | None] | None = None,
-            referent_of: Callable[..., str | None] | None = None, *, resolver=None,
-            headline_of: Callable[[str], str | None] | None = None) -> Resolution:
+            referent_of: Callable[..., str | None] | None = None) -> Resolution:
     """The self-contained question to answer, given the conversation so far (see the module doc). `gender_of(name)`
     says which pronoun the articles use for a person ("m", "f" or None: qa/references.py). `referent_of(noun,
     answer)` names what "the <noun>" of an answer sentence stands for in its article ("10th District" for "the
-    district"), or None. `resolver` (qa/resolver.py) finds the phrases of the conversation the question leans on;
-    `headline_of(answer)` gives it the headline of the article the conversation is about."""
-    said = _exchanges(history)
-    exchanges = [e for e in said if e.answer is not None]
+    district"), or None."""
+    exchanges = [e for e in _exchanges(history) if e.answer is not None]
     if not exchanges:
         return Resolution(question, question, question, None)
     last = exchanges[-1]
-    if resolver is not None and not _EXP("rules"):
-        return _resolve_with_model(question, said, last, resolver, headline_of(last.answer or "") if headline_of else None,
-                                   gender_of, referent_of)
     noun = definite_noun(question, last.answer)
     referent = referent_of(noun, last.answer) if noun and referent_of else None
     if referent:
@@ -294,58 +288,6 @@ def resolve(question: str, history: Sequence[Turn], gender_of: Callable[[str], s
     # the names shown in `interpreted_as` are not searched for: a wrong guess (measured) cost more than a right one
     # gained, while the answer's passage, favoured, carries the reference
     return Resolution(question, resolved, question, "answer", last.answer)
-
-
-import os as _os
-
-
-def _EXP(name: str) -> bool:  # experiment switches while measuring (removed with the results)
-    return name in _os.environ.get("QA_EXP", "").split(",")
-
-
-MODEL_EXCHANGES = 6  # earlier exchanges offered to the resolver (it reads the most recent that fit)
-_PRONOUN_WORD = re.compile(r"\b(he|she|him|her|his|hers|it|its|they|them|their|theirs)\b", re.IGNORECASE)
-_POSSESSIVE = {"his", "its", "their", "theirs", "hers"}
-
-
-def _spell_out(question: str, phrases: Sequence) -> str:
-    """The question with its first pronoun replaced by the best phrase ("when did they disband" -> "when did Zappa
-    and the Mothers of Invention disband"), and the other phrases shown after it: "(about: ...)"."""
-    text, rest = question, list(phrases)
-    m = _PRONOUN_WORD.search(question)
-    if m and rest:
-        low = m.group(1).lower()
-        possessive = low in _POSSESSIVE or (low == "her" and _before_a_noun(question[m.end():]))
-        name = rest.pop(0).text
-        name = re.sub(r"^(?:the|a|an)\s+", lambda t: t.group(0).lower(), name) if m.start() > 0 else name
-        text = question[: m.start()] + name + ("'s" if possessive and not name.endswith("'s") else "") + question[m.end():]
-    if rest:
-        text = f"{text.strip().rstrip(' ?')} (about: {'; '.join(p.text for p in rest)})?"
-    return text
-
-
-def _resolve_with_model(question: str, said: Sequence[_Exchange], last: _Exchange, resolver, headline: str | None,
-                        gender_of, referent_of) -> Resolution:
-    """The trained resolver's reading: the phrases it keeps are spelled out in `interpreted_as` and searched along
-    with the question; the previous answer's passage is favoured when the question leans on the conversation."""
-    if not _EXP("noreferent"):
-        noun = definite_noun(question, last.answer)
-        referent = referent_of(noun, last.answer) if noun and referent_of else None
-        if referent:
-            interpreted = f"{question.strip().rstrip(' ?')} ('the {noun}' of the previous answer)?"
-            return Resolution(question, interpreted, f"{question} {referent}", "answer", None, referent, True)
-    selection = resolver.find(question, headline, [(e.question, e.answer) for e in said[-MODEL_EXCHANGES:]])
-    phrases = list(selection.phrases)
-    leans = needs_context(question)
-    if not phrases:
-        if not leans:
-            return Resolution(question, question, question, None)
-        return Resolution(question, question, question, "answer", last.answer)
-    interpreted = _spell_out(question, phrases)
-    search = question if _EXP("nosearch") else f"{question} {' '.join(p.text for p in phrases)}"
-    follows = last.answer if (leans or _EXP("followall")) and not _EXP("nofollow") else None
-    return Resolution(question, interpreted, search, "answer" if any(p.kind == "answer" for p in phrases) else "question",
-                      follows)
 
 
 _CONTEXT_TAIL = re.compile(r"\s*\((?:about|following on): .*\)\s*\?$", re.DOTALL)

@@ -40,7 +40,6 @@ from .grounding import unrecognised_words
 from .introductions import introduction_boost
 from .lexical import tokenize
 from .references import gender_lookup, referent_lookup
-from .resolver import headline_lookup
 from .retrieval import FusionMethod, Query, Retriever
 from .store import (
     FORMAT_VERSION,
@@ -217,15 +216,6 @@ class Engine:
 
         return AnswerabilityModel.load(threads=1)  # measured: 4 ms a sentence on 1 thread, 11 ms on 2 (too small to split)
 
-    @cached_property
-    def resolver(self):
-        """The follow-up resolver (models/resolver), loaded on first use; None with QA_RESOLVER=off."""
-        if self.settings.resolver == "off":
-            return None
-        from .resolver import Resolver
-
-        return Resolver.load(threads=1)
-
     @property
     def index(self) -> StoredIndex:
         return self._serving.index
@@ -370,8 +360,7 @@ class Engine:
                           details="none of its words is in the articles or in the model's vocabulary")
         containing = lambda w: np.flatnonzero(index.lexical.scores(tokenize(w)) > 0)  # noqa: E731 - rows holding a word
         resolution = resolve(text, history, gender_lookup(index.chunks, containing),
-                             referent_lookup(index.chunks, index.passage_holding), resolver=self.resolver,
-                             headline_of=headline_lookup(index, articles)) if history else None
+                             referent_lookup(index.chunks, index.passage_holding)) if history else None
         asked = resolution.interpreted_as if resolution else text
         query = self.query(resolution.search_text if resolution else text, index)
         boost = follow_up_boost(index, resolution.follows) if resolution and resolution.follows else {}

@@ -3,10 +3,10 @@
 One command reads CANARD from the bench data, trains, exports to ONNX, quantizes to int8, chooses the decision
 threshold on CANARD dev's tuning part with the exported model, and writes the folder `qa.resolver` serves:
 
-    python -m qa.resolver_training --output models/resolver        # the shipped model
+    python -m qa.resolver_training --output models/resolver --train-rows 8000 --epochs 1   # docs/conversations.md
     python -m qa.resolver_training --output /tmp/r --quick          # a few steps on a handful of rows (CI)
 
-What it learns from (qa/canard.py; numbers in models/resolver/MODEL_CARD.md and docs/conversations.md):
+What it learns from (qa/canard.py; numbers in docs/conversations.md, "The trained resolver"):
 - the model reads what the service shows it: `[CLS] question [SEP] headline [SEP] q1 [SEP] a1 [SEP] ...`
   (qa/resolver.py `encode`). Dev rows have all of it (the Wikipedia title as headline, QuAC's answers); train rows
   have only the earlier questions, and as headline the name the dialogue's first rewrite added ("what team did
@@ -39,7 +39,7 @@ import numpy as np
 
 from .canard import DEFAULT_DIR, SPLIT_SEED, Row, load_dev, load_train, part_of
 from .lexical import STOPWORDS, content_words
-from .resolver import Encoding, Segment, decode_phrases, encode, piece_words, segments, select, word_spans, word_form
+from .resolver import Encoding, decode_phrases, encode, piece_words, segments, select, word_form, word_spans
 from .training import apply_step, base_model_path, log, optimizer_for, set_seed
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
