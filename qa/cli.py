@@ -246,9 +246,8 @@ def _asker(args: argparse.Namespace, articles=None, warm: str | None = None):
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluation import check_thresholds, compute_metrics, is_conversation_file, load_gold, per_question, sample, squad_corpus
-
     from .canard import is_canard_file
+    from .evaluation import check_thresholds, compute_metrics, is_conversation_file, load_gold, per_question, sample, squad_corpus
 
     articles = None
     if args.gold and is_conversation_file(args.gold):
@@ -268,6 +267,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         raise QAError("Give a gold file (`qa eval eval/seed.jsonl`) or --squad FILE.")
     golds = sample(golds, args.sample, args.seed)
+    if args.per_article and any(g.article is None for g in golds):
+        missing = next(g.id for g in golds if g.article is None)
+        raise QAError(f'--per-article asks each question restricted to its "article"; {missing!r} of '
+                      f'{args.gold or args.squad} has none: add it, or drop --per-article.')
     k = args.k
     results: list[dict] = []
     latencies: list[float] = []
@@ -325,6 +328,10 @@ def _eval_conversations(args: argparse.Namespace) -> int:
     from .evaluation import conversation_metrics, conversation_rows, load_conversations, squad_corpus
 
     conversations = load_conversations(args.gold)
+    if args.per_article and any(c.turns[0].article is None for c in conversations):
+        missing = next(c.id for c in conversations if c.turns[0].article is None)
+        raise QAError(f'--per-article asks each conversation restricted to its "article"; {missing!r} of {args.gold} '
+                      'has none: add it, or drop --per-article.')
     articles = squad_corpus(args.squad)[0] if args.squad else None
     ask = _asker(args, articles, conversations[0].turns[0].question)
     if args.no_history:  # the baseline the conversation figures are compared with: every turn asked alone
@@ -335,10 +342,6 @@ def _eval_conversations(args: argparse.Namespace) -> int:
     from .evaluation import run_conversation
 
     if args.per_article:
-        if any(c.turns[0].article is None for c in conversations):
-            raise QAError(f'--per-article asks each conversation restricted to its "article"; a line of {args.gold} has '
-                          'none: add it, or drop --per-article.')
-
         def run(c):
             return run_conversation(c, lambda q, h: ask(q, h, c.turns[0].article))
     else:
