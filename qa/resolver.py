@@ -22,8 +22,6 @@ uses it to choose its decision threshold with the exported model.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import re
 from collections.abc import Sequence
@@ -35,6 +33,7 @@ import numpy as np
 
 from .errors import ConfigError
 from .lexical import STOPWORDS, content_words, words
+from .model_files import checked_config
 
 DEFAULT_FOLDER = Path(__file__).resolve().parent.parent / "models" / "resolver"
 SUPPORTED_VERSION = 1
@@ -221,13 +220,6 @@ def select(phrases: Sequence[Phrase], question: str, threshold: float, max_phras
     return Selection(tuple(chosen))
 
 
-def write_config(folder: Path, config: dict) -> None:
-    """config.json with the sha256 and size of model.onnx, so a truncated or swapped file is caught at load."""
-    data = (Path(folder) / "model.onnx").read_bytes()
-    config = {**config, "model_sha256": hashlib.sha256(data).hexdigest(), "model_bytes": len(data)}
-    (Path(folder) / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-
-
 def _fix() -> str:
     return "run `python -m qa.resolver_training --output models/resolver --train-rows 8000 --epochs 1` (the weights are not in git)"
 
@@ -250,31 +242,7 @@ class Resolver:
         """The model in `folder` (default: <project root>/models/resolver). ConfigError naming the file and the fix
         when the folder is missing, incomplete, corrupt or of another version."""
         folder = Path(folder) if folder is not None else DEFAULT_FOLDER
-        if not folder.is_dir():
-            raise ConfigError(f"No follow-up resolver in {folder}/ (the folder does not exist); {_fix()}.")
-        try:
-            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"{folder}/config.json cannot be read ({exc.strerror}); {_fix()}.") from None
-        except ValueError as exc:
-            raise ConfigError(f"{folder}/config.json is not valid JSON ({exc}); {_fix()}.") from None
-        if not isinstance(config, dict) or config.get("version") != SUPPORTED_VERSION:
-            found = config.get("version") if isinstance(config, dict) else type(config).__name__
-            raise ConfigError(f"{folder}/config.json has version {found!r}; this code reads version {SUPPORTED_VERSION}; {_fix()}.")
-        for key in ("max_length", "model_sha256", "model_bytes"):
-            if key not in config:
-                raise ConfigError(f"{folder}/config.json lacks {key!r}; {_fix()}.")
-        model_file, tok_file = folder / "model.onnx", folder / "tokenizer.json"
-        for f in (model_file, tok_file):
-            if not f.is_file():
-                raise ConfigError(f"{f} is missing; {_fix()}.")
-        size = model_file.stat().st_size
-        if size != config["model_bytes"]:
-            hint = " (a Git LFS pointer: run `git lfs pull`)" if size < 1000 else ""
-            raise ConfigError(f"{model_file} has {size:,} bytes, config.json says {config['model_bytes']:,}{hint}; {_fix()}.")
-        digest = hashlib.sha256(model_file.read_bytes()).hexdigest()
-        if digest != config["model_sha256"]:
-            raise ConfigError(f"{model_file} has sha256 {digest[:12]}…, config.json says {config['model_sha256'][:12]}…; {_fix()}.")
+        config = checked_config(folder, "follow-up resolver", SUPPORTED_VERSION, _fix())
         model = cls(folder, config, threads)
         model.session  # noqa: B018 - load now, so a broken file fails here and not on the first question
         model.tokenizer  # noqa: B018

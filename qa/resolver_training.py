@@ -40,7 +40,7 @@ import numpy as np
 from .canard import DEFAULT_DIR, SPLIT_SEED, Row, load_dev, load_train, part_of
 from .lexical import STOPWORDS, content_words
 from .resolver import Encoding, decode_phrases, encode, piece_words, segments, select, word_form, word_spans
-from .training import apply_step, base_model_path, log, optimizer_for, set_seed
+from .training import apply_step, base_model_path, export_onnx, log, optimizer_for, set_seed
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODEL_VERSION = 1
@@ -395,37 +395,6 @@ def sweep(examples, encs, preds) -> list[dict]:
 
 
 # ------------------------------------------------------------------------------------------------------------
-# Export
-# ------------------------------------------------------------------------------------------------------------
-
-
-def export_onnx(model, path: Path, quantize: bool) -> None:
-    import warnings
-
-    import torch
-
-    model.eval()
-    ids = torch.tensor([[101, 2043, 2106, 102, 1996, 2154, 102]])
-    names = ["input_ids", "attention_mask", "token_type_ids"]
-    raw = path.with_suffix(".fp32.onnx")
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(
-            model, (ids, torch.ones_like(ids), torch.tensor([[0, 0, 0, 0, 1, 1, 1]])), str(raw), input_names=names,
-            output_names=["keep_logits", "bio_logits"], opset_version=17, dynamo=False,
-            dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names}, "keep_logits": {0: "batch", 1: "sequence"},
-                          "bio_logits": {0: "batch", 1: "sequence"}},
-        )
-    if quantize:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        quantize_dynamic(str(raw), str(path), weight_type=QuantType.QInt8)
-        raw.unlink()
-    else:
-        os.replace(raw, path)
-
-
-# ------------------------------------------------------------------------------------------------------------
 # The command
 # ------------------------------------------------------------------------------------------------------------
 
@@ -505,9 +474,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     # --- export, then choose the decoding on the tuning part with the exported model itself ---
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=True)
-    export_onnx(model, tmp / "model.onnx", quantize=not args.fp32)
+    export_onnx(model, tmp / "model.onnx", quantize=not args.fp32,
+                outputs={"keep_logits": {0: "batch", 1: "sequence"}, "bio_logits": {0: "batch", 1: "sequence"}})
     (tmp / "tokenizer.json").write_bytes(tok_path.read_bytes())
-    from .resolver import write_config
+    from .model_files import write_config
 
     base = {"version": MODEL_VERSION, "max_length": args.max_length, "layers": args.layers, "quantized": not args.fp32}
     write_config(tmp, base)

@@ -549,7 +549,14 @@ def train(model, rows: Sequence[dict], opts: TrainOptions, seed: int) -> list[fl
 # ------------------------------------------------------------------------------------------------------------
 
 
-def export_onnx(model, path: Path, quantize: bool) -> None:
+# the reader's outputs and which of their axes vary (batch and sequence)
+READER_OUTPUTS = {"answer_logit": {0: "batch"}, "start_logits": {0: "batch", 1: "sequence"},
+                  "end_logits": {0: "batch", 1: "sequence"}}
+
+
+def export_onnx(model, path: Path, quantize: bool, outputs: dict[str, dict[int, str]] = READER_OUTPUTS) -> None:
+    """`model(input_ids, attention_mask, token_type_ids)` to ONNX at `path` (int8 weights with `quantize`), its
+    outputs named and with the variable axes of `outputs`."""
     import warnings
 
     import torch
@@ -562,9 +569,8 @@ def export_onnx(model, path: Path, quantize: bool) -> None:
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model, (ids, torch.ones_like(ids), torch.tensor([[0, 0, 0, 0, 1, 1, 1]])), str(raw), input_names=names,
-            output_names=["answer_logit", "start_logits", "end_logits"], opset_version=17, dynamo=False,
-            dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names}, "answer_logit": {0: "batch"},
-                          "start_logits": {0: "batch", 1: "sequence"}, "end_logits": {0: "batch", 1: "sequence"}},
+            output_names=list(outputs), opset_version=17, dynamo=False,
+            dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names}, **outputs},
         )
     if quantize:
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -834,7 +840,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # --- export, then calibrate the exported (int8) model itself ---
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     write_model_folder(model, tok_path, tmp, quantize=not args.fp32)
-    from .answerability import AnswerabilityModel, write_config
+    from .answerability import AnswerabilityModel
+    from .model_files import write_config
 
     base_config = {"version": MODEL_VERSION, "max_length": args.max_length, "layers": args.layers,
                    "quantized": not args.fp32, "read_sentences": args.read, "platt": [1.0, 0.0]}

@@ -169,3 +169,19 @@ def test_a_missing_or_damaged_model_folder_is_refused_with_the_fix(tmp_path):
     (tmp_path / "config.json").write_text(json.dumps({"version": 99}))
     with pytest.raises(ConfigError, match="version 99"):
         Resolver.load(tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not CANARD, reason="CANARD is not in ../shared/bench-data")
+def test_the_training_command_writes_a_folder_the_resolver_loads(tmp_path):
+    from qa.resolver import Resolver
+    from qa.resolver_training import main
+
+    assert main(["--output", str(tmp_path / "resolver"), "--quick"]) == 0
+    config = json.loads((tmp_path / "resolver" / "config.json").read_text())
+    assert config["training"]["seed"] == 13 and "CC BY-SA 4.0" in config["data"]
+    assert config["training"]["train_cpu_seconds"] >= 0 and config["tuning"]["part"] == "tune"
+    resolver = Resolver.load(tmp_path / "resolver", threads=1)
+    found = resolver.find("when did they disband", "Frank Zappa", [("what did he do in 1970", "He re-formed the Mothers.")])
+    assert all(p.kind in ("headline", "question", "answer") for p in found.phrases)
+    assert "disband" not in found.words  # a phrase adds words the question lacks
