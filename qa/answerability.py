@@ -13,7 +13,6 @@ below `model.threshold`.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError
-from .model_files import checked_config
+from .model_files import checked_config, load_tokenizer, open_session
 
 DEFAULT_FOLDER = Path(__file__).resolve().parent.parent / "models" / "answerability"
 SUPPORTED_VERSION = 1
@@ -83,26 +81,11 @@ class AnswerabilityModel:
 
     @cached_property
     def tokenizer(self):
-        from tokenizers import Tokenizer
-
-        try:
-            return Tokenizer.from_file(str(self.folder / "tokenizer.json"))
-        except Exception as exc:  # tokenizers raises a bare Exception for a malformed file
-            raise ConfigError(f"{self.folder}/tokenizer.json cannot be loaded ({exc}); {_fix()}.") from None
+        return load_tokenizer(self.folder, _fix())
 
     @cached_property
     def session(self):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self._threads or int(os.environ.get("QA_THREADS", "0")) or min(4, os.cpu_count() or 1)
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        try:
-            return ort.InferenceSession(str(self.folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own types for a truncated or corrupt file
-            raise ConfigError(f"{self.folder}/model.onnx cannot be loaded ({type(exc).__name__}: {exc}); {_fix()}.") from None
+        return open_session(self.folder, self._threads, _fix())
 
     def calibrate(self, logit: float) -> float:
         a, b = self.platt

@@ -245,6 +245,16 @@ def _asker(args: argparse.Namespace, articles=None, warm: str | None = None):
         q, args.k, history=check_history(history), articles=[article] if isinstance(article, str) else article).to_json()
 
 
+def _each(args: argparse.Namespace, fn, items: Sequence) -> list:
+    """`fn` over the items, in order: --parallel at once through a running app (--url), else one by one."""
+    if args.url:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+            return list(pool.map(fn, items))
+    return [fn(x) for x in items]
+
+
 def cmd_eval(args: argparse.Namespace) -> int:
     from .canard import is_canard_file
     from .evaluation import check_thresholds, compute_metrics, is_conversation_file, load_gold, per_question, sample, squad_corpus
@@ -281,13 +291,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
         r = ask(g.question, None, g.article if args.per_article else None)
         return r, time.perf_counter() - t
 
-    if args.url:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-            outcomes = list(pool.map(one, golds))
-    else:
-        outcomes = [one(g) for g in golds]
+    outcomes = _each(args, one, golds)
     results = [r for r, _ in outcomes]
     latencies = [dt for _, dt in outcomes]
     metrics = compute_metrics(golds, results, latencies, k)
@@ -347,13 +351,7 @@ def _eval_conversations(args: argparse.Namespace) -> int:
     else:
         def run(c):
             return run_conversation(c, ask)
-    if args.url:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-            results = list(pool.map(run, conversations))
-    else:
-        results = [run(c) for c in conversations]
+    results = _each(args, run, conversations)
     metrics = conversation_metrics(conversations, results)
     rows = conversation_rows(conversations, results)
     if args.output:
@@ -406,6 +404,8 @@ def _eval_canard(args: argparse.Namespace) -> int:
     part = args.part or "held-out"
     rows = part_of(load_dev(args.gold), part)
     follow = [r for r in rows if r.number > 1]
+    if not follow:
+        raise QAError(f"{args.gold}: part {part} has no follow-up (only first questions); choose another --part.")
     if args.sample:
         import random
 
@@ -420,13 +420,7 @@ def _eval_canard(args: argparse.Namespace) -> int:
         result = ask(r.question, chat_history(r), article_id(r.dialog))
         return result, time.perf_counter() - t
 
-    if args.url:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-            outcomes = list(pool.map(one, follow))
-    else:
-        outcomes = [one(r) for r in follow]
+    outcomes = _each(args, one, follow)
     from .evaluation import percentile
 
     latencies = [dt for _, dt in outcomes]

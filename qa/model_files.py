@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 from .errors import ConfigError
@@ -48,3 +49,43 @@ def checked_config(folder: Path, what: str, version: int, fix: str) -> dict:
     if digest != config["model_sha256"]:
         raise ConfigError(f"{model_file} has sha256 {digest[:12]}…, config.json says {config['model_sha256'][:12]}…; {fix}.")
     return config
+
+
+def replace_folder(new: Path, folder: Path) -> None:
+    """The freshly written model folder `new` takes the place of `folder`, keeping its MODEL_CARD.md (written by
+    hand, with the figures of the run it describes)."""
+    if folder.exists():
+        import shutil
+
+        keep = folder / "MODEL_CARD.md"
+        card = keep.read_bytes() if keep.is_file() else None
+        shutil.rmtree(folder)
+        if card is not None:
+            (new / "MODEL_CARD.md").write_bytes(card)
+    os.replace(new, folder)
+
+
+def load_tokenizer(folder: Path, fix: str):
+    """`tokenizers.Tokenizer` of folder/tokenizer.json; ConfigError naming the file and `fix` when it cannot be read."""
+    from tokenizers import Tokenizer
+
+    try:
+        return Tokenizer.from_file(str(folder / "tokenizer.json"))
+    except Exception as exc:  # tokenizers raises a bare Exception for a malformed file
+        raise ConfigError(f"{folder}/tokenizer.json cannot be loaded ({exc}); {fix}.") from None
+
+
+def open_session(folder: Path, threads: int | None, fix: str):
+    """onnxruntime session of folder/model.onnx on the CPU (`threads`, else QA_THREADS, else up to 4);
+    ConfigError naming the file and `fix` when it cannot be loaded."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads or int(os.environ.get("QA_THREADS", "0")) or min(4, os.cpu_count() or 1)
+    options.inter_op_num_threads = 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3
+    try:
+        return ort.InferenceSession(str(folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own types for a truncated or corrupt file
+        raise ConfigError(f"{folder}/model.onnx cannot be loaded ({type(exc).__name__}: {exc}); {fix}.") from None

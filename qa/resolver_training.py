@@ -40,7 +40,7 @@ import numpy as np
 from .canard import DEFAULT_DIR, SPLIT_SEED, Row, load_dev, load_train, part_of
 from .lexical import STOPWORDS, content_words
 from .resolver import Encoding, decode_phrases, encode, piece_words, segments, select, word_form, word_spans
-from .training import apply_step, base_model_path, export_onnx, log, optimizer_for, set_seed
+from .training import apply_step, base_model_path, export_onnx, first_layers, log, optimizer_for, set_seed
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 MODEL_VERSION = 1
@@ -203,12 +203,8 @@ def encode_examples(tokenizer, examples: Sequence[Example], max_length: int, phr
 def build_tagger(layers: int, path: str | None = None):
     """all-MiniLM-L6-v2's first `layers` layers with two heads per word piece: keep (1 logit) and B/I/O (3)."""
     import torch
-    from transformers import AutoModel
 
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    bert = AutoModel.from_pretrained(path or base_model_path(), add_pooling_layer=False)
-    bert.encoder.layer = bert.encoder.layer[:layers]
-    bert.config.num_hidden_layers = layers
+    bert = first_layers(layers, path)
 
     class Tagger(torch.nn.Module):
         def __init__(self, bert) -> None:
@@ -477,7 +473,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     export_onnx(model, tmp / "model.onnx", quantize=not args.fp32,
                 outputs={"keep_logits": {0: "batch", 1: "sequence"}, "bio_logits": {0: "batch", 1: "sequence"}})
     (tmp / "tokenizer.json").write_bytes(tok_path.read_bytes())
-    from .model_files import write_config
+    from .model_files import replace_folder, write_config
 
     base = {"version": MODEL_VERSION, "max_length": args.max_length, "layers": args.layers, "quantized": not args.fp32}
     write_config(tmp, base)
@@ -518,15 +514,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .resolver import Resolver
 
     Resolver.load(tmp)  # the folder checks out before it replaces the old one
-    if out.exists():
-        import shutil
-
-        keep = out / "MODEL_CARD.md"
-        card = keep.read_bytes() if keep.is_file() else None
-        shutil.rmtree(out)
-        if card is not None:
-            (tmp / "MODEL_CARD.md").write_bytes(card)
-    os.replace(tmp, out)
+    replace_folder(tmp, out)
     log(f"chosen on the tuning part: {json.dumps(best)}")
     log(f"wrote {out}/ in {time.time() - t_start:.0f}s ({time.process_time():.0f} CPU s)")
     return 0

