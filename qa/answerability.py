@@ -13,9 +13,6 @@ below `model.threshold`.
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
@@ -24,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import ConfigError
+from .model_files import checked_config, load_tokenizer, open_session
 
 DEFAULT_FOLDER = Path(__file__).resolve().parent.parent / "models" / "answerability"
 SUPPORTED_VERSION = 1
@@ -55,14 +52,6 @@ def encode_pairs(tokenizer, questions: Sequence[str], sentences: Sequence[str], 
     return tokenizer.encode_batch(list(zip(questions, sentences)))
 
 
-def write_config(folder: Path, config: dict) -> None:
-    """config.json with the sha256 and size of model.onnx, so a truncated or swapped file is caught at load."""
-    folder = Path(folder)
-    data = (folder / "model.onnx").read_bytes()
-    config = {**config, "model_sha256": hashlib.sha256(data).hexdigest(), "model_bytes": len(data)}
-    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
-
-
 def _fix() -> str:
     return "run `python -m qa.training --output models/answerability` (about an hour on 2 CPUs) or restore the folder from git"
 
@@ -84,31 +73,7 @@ class AnswerabilityModel:
         """The model in `folder` (default: <project root>/models/answerability). Raises ConfigError naming
         the file and the fix when the folder is missing, incomplete, corrupt or of another version."""
         folder = Path(folder) if folder is not None else DEFAULT_FOLDER
-        if not folder.is_dir():
-            raise ConfigError(f"No answerability model in {folder}/ (the folder does not exist); {_fix()}.")
-        try:
-            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise ConfigError(f"{folder}/config.json cannot be read ({exc.strerror}); {_fix()}.") from None
-        except ValueError as exc:
-            raise ConfigError(f"{folder}/config.json is not valid JSON ({exc}); {_fix()}.") from None
-        if not isinstance(config, dict) or config.get("version") != SUPPORTED_VERSION:
-            found = config.get("version") if isinstance(config, dict) else type(config).__name__
-            raise ConfigError(f"{folder}/config.json has version {found!r}; this code reads version {SUPPORTED_VERSION}; {_fix()}.")
-        for key in ("max_length", "model_sha256", "model_bytes"):
-            if key not in config:
-                raise ConfigError(f"{folder}/config.json lacks {key!r}; {_fix()}.")
-        model_file, tok_file = folder / "model.onnx", folder / "tokenizer.json"
-        for f in (model_file, tok_file):
-            if not f.is_file():
-                raise ConfigError(f"{f} is missing; {_fix()}.")
-        size = model_file.stat().st_size
-        if size != config["model_bytes"]:
-            hint = " (a Git LFS pointer: run `git lfs pull`)" if size < 1000 else ""
-            raise ConfigError(f"{model_file} has {size:,} bytes, config.json says {config['model_bytes']:,}{hint}; {_fix()}.")
-        digest = hashlib.sha256(model_file.read_bytes()).hexdigest()
-        if digest != config["model_sha256"]:
-            raise ConfigError(f"{model_file} has sha256 {digest[:12]}…, config.json says {config['model_sha256'][:12]}…; {_fix()}.")
+        config = checked_config(folder, "answerability model", SUPPORTED_VERSION, _fix())
         model = cls(folder, config, threads)
         model.session  # noqa: B018 - load now, so a broken file fails here and not on the first question
         model.tokenizer  # noqa: B018
@@ -116,26 +81,11 @@ class AnswerabilityModel:
 
     @cached_property
     def tokenizer(self):
-        from tokenizers import Tokenizer
-
-        try:
-            return Tokenizer.from_file(str(self.folder / "tokenizer.json"))
-        except Exception as exc:  # tokenizers raises a bare Exception for a malformed file
-            raise ConfigError(f"{self.folder}/tokenizer.json cannot be loaded ({exc}); {_fix()}.") from None
+        return load_tokenizer(self.folder, _fix())
 
     @cached_property
     def session(self):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = self._threads or int(os.environ.get("QA_THREADS", "0")) or min(4, os.cpu_count() or 1)
-        options.inter_op_num_threads = 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        options.log_severity_level = 3
-        try:
-            return ort.InferenceSession(str(self.folder / "model.onnx"), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own types for a truncated or corrupt file
-            raise ConfigError(f"{self.folder}/model.onnx cannot be loaded ({type(exc).__name__}: {exc}); {_fix()}.") from None
+        return open_session(self.folder, self._threads, _fix())
 
     def calibrate(self, logit: float) -> float:
         a, b = self.platt

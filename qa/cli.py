@@ -299,16 +299,29 @@ def _asker(args: argparse.Namespace, articles=None, warm: str | None = None):
                          progress=_progress(), method=args.method)
     if warm:
         engine.ask(warm, args.k)  # warm-up: the first call pays one-off costs
-    return lambda q, history=None, article=None: engine.ask(q, args.k, history=check_history(history),
-                                                            articles=[article] if isinstance(article, str) else article).to_json()
+    return lambda q, history=None, article=None: engine.ask(
+        q, args.k, history=check_history(history), articles=[article] if isinstance(article, str) else article).to_json()
+
+
+def _each(args: argparse.Namespace, fn, items: Sequence) -> list:
+    """`fn` over the items, in order: --parallel at once through a running app (--url), else one by one."""
+    if args.url:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
+            return list(pool.map(fn, items))
+    return [fn(x) for x in items]
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from .canard import is_canard_file
     from .evaluation import check_thresholds, compute_metrics, is_conversation_file, load_gold, per_question, sample, squad_corpus
 
     articles = None
     if args.gold and is_conversation_file(args.gold):
         return _eval_conversations(args)
+    if args.gold and is_canard_file(args.gold):
+        return _eval_canard(args)
     if args.no_history:
         raise QAError(f"--no-history is for conversation files (one {{\"id\", \"turns\"}} object per line); "
                       f"{args.gold or args.squad} holds single questions: drop --no-history.")
@@ -324,6 +337,10 @@ def cmd_eval(args: argparse.Namespace) -> int:
             raise QAError(f"No question of {args.gold} is in part {args.part!r}; the parts are given by each line's "
                           '"part" (news gold sets: "tuning" or "held-out").')
     golds = sample(golds, args.sample, args.seed)
+    if args.per_article and any(g.article is None for g in golds):
+        missing = next(g.id for g in golds if g.article is None)
+        raise QAError(f'--per-article asks each question restricted to its "article"; {missing!r} of '
+                      f'{args.gold or args.squad} has none: add it, or drop --per-article.')
     k = args.k
     results: list[dict] = []
     latencies: list[float] = []
@@ -332,10 +349,12 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     def one(g):
         t = time.perf_counter()
-        # a feedback line is asked as it was: after its history, restricted to its articles; a news gold line naming its
-        # article is asked about that article, as staff ask about the story they chose (SQuAD's questions are asked of
-        # the whole archive: their article only decides what counts as a hit)
-        scope = list(g.scope) if g.scope else [g.article] if g.article and not args.squad else None
+        # a feedback line is asked as it was: after its history, restricted to its articles; a gold line naming its
+        # article is asked about that article (news gold sets, or any set with --per-article), as staff ask about the
+        # story they chose (SQuAD's questions are asked of the whole archive: their article only decides what counts
+        # as a hit, unless --per-article)
+        own = g.article and (args.per_article or not args.squad)
+        scope = list(g.scope) if g.scope else [g.article] if own else None
         try:
             r = ask(g.question, list(g.history) or None, scope)
         except QAError as exc:
@@ -345,13 +364,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
             return None, 0.0
         return r, time.perf_counter() - t
 
-    if args.url:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-            outcomes = list(pool.map(one, golds))
-    else:
-        outcomes = [one(g) for g in golds]
+    outcomes = _each(args, one, golds)
     if gone:
         print(f"qa: note: {len(gone)} question(s) skipped, their article is no longer in the index: "
               f"{', '.join(gone[:5])}{' ...' if len(gone) > 5 else ''}", file=sys.stderr)
@@ -414,6 +427,10 @@ def _eval_conversations(args: argparse.Namespace) -> int:
         conversations = [c for c in conversations if c.turns[0].part == args.part]
         if not conversations:
             raise QAError(f"No conversation of {args.gold} is in part {args.part!r}.")
+    if args.per_article and any(c.turns[0].article is None for c in conversations):
+        missing = next(c.id for c in conversations if c.turns[0].article is None)
+        raise QAError(f'--per-article asks each conversation restricted to its "article"; {missing!r} of {args.gold} '
+                      'has none: add it, or drop --per-article.')
     articles = squad_corpus(args.squad)[0] if args.squad else None
     ask = _asker(args, articles, conversations[0].turns[0].question)
     if args.no_history:  # the baseline the conversation figures are compared with: every turn asked alone
@@ -423,13 +440,13 @@ def _eval_conversations(args: argparse.Namespace) -> int:
             return with_history(q, None, article)
     from .evaluation import run_conversation
 
-    if args.url:
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(max_workers=args.parallel) as pool:
-            results = list(pool.map(lambda c: run_conversation(c, ask), conversations))
+    if args.per_article:
+        def run(c):
+            return run_conversation(c, lambda q, h: ask(q, h, c.turns[0].article))
     else:
-        results = [run_conversation(c, ask) for c in conversations]
+        def run(c):
+            return run_conversation(c, ask)
+    results = _each(args, run, conversations)
     metrics = conversation_metrics(conversations, results)
     rows = conversation_rows(conversations, results)
     if args.output:
@@ -458,6 +475,75 @@ def _eval_conversations(args: argparse.Namespace) -> int:
     a = metrics["abstention"]
     if a["turns"]:
         print(f"{'abstention':<12}  turns {a['turns']:>3}  correct abstentions {a['correct_abstentions']:.3f}")
+    _print_added_words("interpreted", metrics["interpreted_as"])
+    return 0
+
+
+def _print_added_words(label: str, m: dict) -> None:
+    if m["turns"]:
+        untouched = "" if m["untouched"] is None else f"  self-contained left alone {m['untouched']:.3f}"
+        print(f"{label:<12}  turns {m['turns']:>3}  added words: precision {m['precision']:.3f}  recall {m['recall']:.3f}  "
+              f"F1 {m['f1']:.3f}{untouched}")
+
+
+def _eval_canard(args: argparse.Namespace) -> int:
+    """`qa eval dev.json [--part held-out]`: each CANARD dialogue of the part becomes an article (its title, section
+    and answers); each follow-up is asked restricted to it, with its history; `interpreted_as` is scored against
+    the person's rewrite by the words each added to the question."""
+    from .canard import article_id, chat_history, dialogue_articles, load_dev, part_of
+    from .evaluation import added_word_scores, added_words
+
+    if args.no_history:
+        raise QAError("--no-history does not apply to CANARD files: their follow-ups are scored by what the history "
+                      "adds to them; drop --no-history.")
+    part = args.part or "held-out"
+    if part not in ("train", "tune", "held-out", "all"):
+        raise QAError(f"--part {part!r}: a CANARD file's parts are train, tune, held-out and all.")
+    rows = part_of(load_dev(args.gold), part)
+    follow = [r for r in rows if r.number > 1]
+    if not follow:
+        raise QAError(f"{args.gold}: part {part} has no follow-up (only first questions); choose another --part.")
+    if args.sample:
+        import random
+
+        follow = random.Random(args.seed).sample(follow, min(args.sample, len(follow)))
+    articles = dialogue_articles(rows, str(Path(args.gold).resolve()))
+    if not args.url and not args.index:
+        args.index = f".bench/canard-index-{part}"
+    ask = _asker(args, articles if not args.url else None, follow[0].question)
+
+    def one(r):
+        t = time.perf_counter()
+        result = ask(r.question, chat_history(r), article_id(r.dialog))
+        return result, time.perf_counter() - t
+
+    outcomes = _each(args, one, follow)
+    from .evaluation import percentile
+
+    latencies = [dt for _, dt in outcomes]
+    metrics = {"part": part, "dialogues": len({r.dialog for r in follow}),
+               "added_words": added_word_scores((r.question, r.rewrite, res.get("interpreted_as")) for r, (res, _) in zip(follow, outcomes)),
+               "headline_words_added": added_word_scores((r.question, r.rewrite, f"{r.question} {r.title}") for r in follow),
+               "latency_ms_p50": round(percentile(latencies, 0.5) * 1000, 2)}
+    rows_out = [{"id": f"{r.dialog}_q#{r.number}", "question": r.question, "rewrite": r.rewrite,
+                 "interpreted_as": res.get("interpreted_as"), "gold_added": sorted(added_words(r.question, r.rewrite)),
+                 "added": sorted(added_words(r.question, res.get("interpreted_as")))} for r, (res, _) in zip(follow, outcomes)]
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            for row, (res, _) in zip(rows_out, outcomes):
+                fh.write(json.dumps({**row, "result": res}, ensure_ascii=False) + "\n")
+    if args.json:
+        print(json.dumps({"metrics": metrics}, ensure_ascii=False, indent=2))
+        return 0
+    if not args.quiet:
+        wrong = [r for r in rows_out if set(r["added"]) != set(r["gold_added"])]
+        print(f"Follow-ups whose added words differ from the person's ({len(wrong)}):")
+        for r in wrong[: args.show]:
+            print(f"- {r['id']} {r['question']!r}\n    person:  {r['rewrite']!r}\n    service: {r['interpreted_as']!r}")
+        print()
+    print(f"CANARD {Path(args.gold).name}, part {part}: {metrics['dialogues']} dialogues, latency p50 {metrics['latency_ms_p50']} ms")
+    _print_added_words("service", metrics["added_words"])
+    _print_added_words("headline", metrics["headline_words_added"])
     return 0
 
 
@@ -517,10 +603,14 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--user", help="login name for an app with QA_AUTH (the password comes from QA_PASSWORD)")
     e.add_argument("--squad", help="a SQuAD v1.1/v2.0 JSON file: all its articles in one index")
     e.add_argument("--sample", type=int, help="ask a random sample of N questions")
-    e.add_argument("--part", help='only the lines of this part ("tuning" or "held-out" in the news gold sets)')
     e.add_argument("--seed", type=int, default=0)
     e.add_argument("--show", type=int, default=25, help="misses to print")
     e.add_argument("--quiet", action="store_true", help="metrics only")
+    e.add_argument("--per-article", action="store_true",
+                   help='ask each question (or conversation) restricted to its gold "article", as a chat about one story')
+    e.add_argument("--part", help='only the lines of this part: "tuning" or "held-out" in the news gold sets; for '
+                                  'CANARD files "train", "tune", "held-out" (the default) or "all" of the split by '
+                                  "dialogue (qa/canard.py)")
     e.add_argument("--no-history", action="store_true",
                    help="conversations: ask every turn alone, without the earlier turns (the baseline)")
     e.add_argument("--method", choices=["hybrid", "convex", "rrf", "dense", "bm25"], default="hybrid",

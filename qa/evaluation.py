@@ -469,10 +469,43 @@ def conversation_metrics(conversations: Sequence[GoldConversation], results: Seq
                 "answer_accuracy": round(sum(answer_correct(r, g) for g, r in pairs) / n, 4),
                 "false_abstentions": round(sum(r["abstained"] for _, r in pairs) / n, 4)}
 
+    later = [(g.question, rewrite, r.get("interpreted_as")) for conv, res in zip(conversations, results)
+             for i, (g, rewrite, r) in enumerate(zip(conv.turns, conv.rewrites, res)) if i > 0 and rewrite is not None]
     return {"conversations": len(conversations), "turns": sum(len(c.turns) for c in conversations),
             "first_turn": part(first), "follow_up": part(follow),
+            "interpreted_as": added_word_scores(later) if later else {"turns": 0},
             "abstention": {"turns": len(refuse), "correct_abstentions":
                            round(sum(r["abstained"] for _, r in refuse) / len(refuse), 4) if refuse else None}}
+
+
+def added_words(question: str, rewrite: str | None) -> set[str]:
+    """The content words a rewrite adds to its question ("when did they disband" -> "when did Zappa and the Mothers
+    of Invention disband": zappa, mothers, invention); empty for a rewrite that is the question."""
+    from .lexical import content_words
+
+    return set(content_words(rewrite or "")) - set(content_words(question))
+
+
+def added_word_scores(items: Iterable[tuple[str, str | None, str | None]]) -> dict:
+    """Added-word precision, recall and F1 of (question, a person's rewrite, the service's `interpreted_as`)
+    triples, micro-averaged: of the words the service added to the questions, the share the person added too;
+    of the words the person added, the share the service added. `untouched` is the share of questions the
+    person left as they were that the service left alone too."""
+    tp = added = gold = same = same_kept = rows = 0
+    for question, rewrite, interpreted in items:
+        want, got = added_words(question, rewrite), added_words(question, interpreted)
+        rows += 1
+        tp += len(want & got)
+        added += len(got)
+        gold += len(want)
+        if not want:
+            same += 1
+            same_kept += not got
+    p = tp / added if added else 0.0
+    r = tp / gold if gold else 0.0
+    return {"turns": rows, "precision": round(p, 4), "recall": round(r, 4),
+            "f1": round(2 * p * r / (p + r), 4) if p + r else 0.0, "words_added": added, "words_gold": gold,
+            "untouched": round(same_kept / same, 4) if same else None}
 
 
 def conversation_rows(conversations: Sequence[GoldConversation], results: Sequence[Sequence[dict]]) -> list[dict]:

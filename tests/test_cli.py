@@ -303,3 +303,75 @@ def test_malformed_gold_file_exits_2_naming_the_line(tmp_path, lines, where, wha
 def test_eval_without_a_gold_file(capsys):
     assert main(["eval"]) == 2
     assert "Give a gold file" in capsys.readouterr().err
+
+
+# --- eval: one article per conversation, and CANARD files ---------------------------------------------------
+
+SEED_TURNS = [{"question": VICTIMS, "answer": "No", "evidence": [VICTIMS_QUOTE], "kind": "first"},
+              {"question": "who said that", "answer": None, "evidence": [], "kind": "unanswerable"}]
+
+
+def test_eval_per_article_needs_an_article_on_every_line_and_loads_nothing_without(tmp_path, capsys):
+    gold = write_gold(tmp_path / "conv.jsonl", [{"id": "c1", "turns": SEED_TURNS}])
+    assert main(["eval", str(gold), "--per-article", "--index", str(tmp_path / "index")]) == 2
+    err = capsys.readouterr().err
+    assert "--per-article" in err and "'c1'" in err and "drop --per-article" in err
+    single = write_gold(tmp_path / "gold.jsonl", GOLD)
+    assert main(["eval", str(single), "--per-article", "--index", str(tmp_path / "index")]) == 2
+    assert "'g1'" in capsys.readouterr().err
+    assert not (tmp_path / "index").exists()
+
+
+@pytest.mark.slow
+def test_eval_per_article_asks_within_the_conversations_article(seed_index, same_model, tmp_path, capsys):
+    seed_id = json.loads((seed_index / "manifest.json").read_text())["articles"][0]["id"]
+    gold = write_gold(tmp_path / "conv.jsonl", [{"id": "c1", "article": seed_id, "turns": SEED_TURNS}])
+    assert main(["eval", str(gold), "--per-article", "--json", "--index", str(seed_index)]) == 0
+    metrics = json.loads(capsys.readouterr().out)["metrics"]
+    assert metrics["first_turn"]["hit@1"] == 1.0 and metrics["conversations"] == 1
+    elsewhere = write_gold(tmp_path / "other.jsonl", [{"id": "c1", "article": "no-such-story", "turns": SEED_TURNS}])
+    assert main(["eval", str(elsewhere), "--per-article", "--index", str(seed_index)]) == 2
+    assert "No article 'no-such-story'" in capsys.readouterr().err
+
+
+CANARD_ROWS = [
+    {"History": ["Frank Zappa", "1970s"], "Question": "what did he do in 1970", "Rewrite": "what did Frank Zappa do in 1970",
+     "QuAC_dialog_id": "C_zappa_1", "Question_no": 1},
+    {"History": ["Frank Zappa", "1970s", "what did he do in 1970", "He re-formed the Mothers of Invention."],
+     "Question": "when did they disband", "Rewrite": "when did Zappa and the Mothers of Invention disband",
+     "QuAC_dialog_id": "C_zappa_1", "Question_no": 2},
+    {"History": ["Frank Zappa", "1970s", "what did he do in 1970", "He re-formed the Mothers of Invention.",
+                 "when did they disband", "They broke up in 1975 after a tour of Europe."],
+     "Question": "where was the tour", "Rewrite": "where was the tour", "QuAC_dialog_id": "C_zappa_1", "Question_no": 3},
+]
+
+
+@pytest.mark.slow
+def test_eval_of_a_canard_file_scores_the_words_interpreted_as_adds(same_model, tmp_path, capsys):
+    dev = tmp_path / "dev.json"
+    dev.write_text(json.dumps(CANARD_ROWS), encoding="utf-8")
+    rows_file = tmp_path / "rows.jsonl"
+    code = main(["eval", str(dev), "--part", "all", "--json", "--index", str(tmp_path / "index"), "--output", str(rows_file)])
+    assert code == 0
+    metrics = json.loads(capsys.readouterr().out)["metrics"]
+    assert metrics["part"] == "all" and metrics["dialogues"] == 1
+    assert metrics["added_words"]["turns"] == 2  # the follow-ups; the first question has nothing to lean on
+    # "Frank Zappa" added to both: of 4 words added, 1 is the person's (zappa); of the person's 3, 1 is added
+    assert metrics["headline_words_added"] == {"turns": 2, "precision": 0.25, "recall": 0.3333, "f1": 0.2857,
+                                               "words_added": 4, "words_gold": 3, "untouched": 0.0}
+    rows = [json.loads(line) for line in rows_file.read_text().splitlines()]
+    assert [r["gold_added"] for r in rows] == [["invention", "mothers", "zappa"], []]
+    from qa.canard import article_id
+
+    cited = {p["citation"]["article"] for r in rows for p in r["result"]["passages"]}
+    assert cited == {article_id("C_zappa_1")}  # each follow-up asked within its dialogue's article
+    assert main(["eval", "eval/seed.jsonl", "--part", "tune"]) == 2
+    assert "--part is for CANARD files" in capsys.readouterr().err
+
+
+def test_eval_of_a_canard_part_without_follow_ups_says_so(tmp_path, capsys):
+    dev = tmp_path / "dev.json"
+    dev.write_text(json.dumps(CANARD_ROWS[:1]), encoding="utf-8")
+    assert main(["eval", str(dev), "--part", "all", "--index", str(tmp_path / "index")]) == 2
+    assert "part all has no follow-up" in capsys.readouterr().err
+    assert not (tmp_path / "index").exists()
