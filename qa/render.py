@@ -94,7 +94,9 @@ def plain_reply(result: Mapping) -> str:
         heading = CLOSEST_LABEL
     elif kind == "uncertain":
         a = result["answer"]
-        lines.append(f"{result.get('reason') or MAY_NOT_SAY} {CLOSEST_QUOTE}: “{a['text'].strip()}” [{a['citation']}]")
+        sentence = a["text"].strip()
+        quoted = sentence if sentence[:1] in "\"“'‘" else f"“{sentence}”"  # a quotation is not quoted twice
+        lines.append(f"{result.get('reason') or MAY_NOT_SAY} {CLOSEST_QUOTE}: {quoted} [{a['citation']}]")
         heading = CLOSEST_LABEL
     else:
         a = result["answer"]

@@ -210,6 +210,8 @@ def test_an_uncertain_reply_says_so_first_and_quotes_the_closest_sentence_withou
     text = plain_reply(r)
     assert text.startswith("The article may not say when the agency knew. The closest it comes: “")
     assert "Closest passages (not answers):" in text
+    said = {**r, "answer": {**r["answer"], "text": "“We have not identified any,” she said."}}
+    assert "comes: “We have not identified any,” she said. [1]" in plain_reply(said)  # a quotation is not quoted twice
 
 
 def test_the_chat_is_drawn_from_a_transcript():
