@@ -146,7 +146,7 @@ def article_id(dialog: str) -> str:
 def dialogue_articles(rows: Sequence[Row], source: str) -> list:
     """One article per dialogue: its title, and as text the section title and every QuAC answer of the dialogue
     (the last row's history and the last answer are not in dev.json: the text holds what the rows show)."""
-    from .types import Article, Paragraph
+    from .evaluation import article_of_paragraphs
 
     last: dict[str, Row] = {}
     for r in rows:
@@ -155,17 +155,8 @@ def dialogue_articles(rows: Sequence[Row], source: str) -> list:
     articles = []
     for dialog, row in sorted(last.items()):
         texts = [row.section or ""] + [e.answer for e in row.history if e.answer]
-        parts, paragraphs, pos = [], [], 0
-        for i, text in enumerate(t.strip() for t in texts if t and t.strip()):
-            if i:
-                parts.append("\n\n")
-                pos += 2
-            paragraphs.append(Paragraph(len(paragraphs) + 1, pos, pos + len(text)))
-            parts.append(text)
-            pos += len(text)
-        raw = "".join(parts)
-        articles.append(Article(article_id(dialog), source, raw, hashlib.sha256(raw.encode()).hexdigest(),
-                                row.title or dialog, None, tuple(paragraphs)))
+        articles.append(article_of_paragraphs(article_id(dialog), source, [t.strip() for t in texts if t and t.strip()],
+                                              row.title or dialog))
     return articles
 
 

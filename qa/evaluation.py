@@ -335,33 +335,38 @@ def squad_corpus(path: str | Path) -> tuple[list, list[GoldQuestion]]:
 
 
 def _squad_articles(p: Path, data: list) -> tuple[list, list[GoldQuestion]]:
-    import hashlib
-
-    from .types import Article, Paragraph
-
     if not isinstance(data, list) or not data:
         raise ValueError("'data' must be a non-empty list of articles")
     articles, golds = [], []
     for item in data:
         aid = item["title"]
-        parts, paragraphs, pos = [], [], 0
-        for i, para in enumerate(item["paragraphs"]):
-            context = para["context"].strip()
-            if i:
-                parts.append("\n\n")
-                pos += 2
-            paragraphs.append(Paragraph(len(paragraphs) + 1, pos, pos + len(context)))
-            parts.append(context)
-            pos += len(context)
+        for para in item["paragraphs"]:
             for qa in para["qas"]:
                 answers = tuple(dict.fromkeys(a["text"] for a in qa.get("answers", []) if a["text"].strip()))
                 impossible = qa.get("is_impossible", False) or not answers
                 golds.append(GoldQuestion(qa["id"], qa["question"], None if impossible else answers[0],
                                           () if impossible else answers, aid, () if impossible else answers))
-        raw = "".join(parts)
-        sha = hashlib.sha256(raw.encode()).hexdigest()
-        articles.append(Article(aid, str(p.resolve()), raw, sha, aid.replace("_", " "), None, tuple(paragraphs)))
+        articles.append(article_of_paragraphs(aid, str(p.resolve()), [para["context"].strip() for para in item["paragraphs"]],
+                                              aid.replace("_", " ")))
     return articles, golds
+
+
+def article_of_paragraphs(article_id: str, source: str, texts: Sequence[str], title: str):
+    """An Article of the texts as paragraphs, joined by blank lines (SQuAD's contexts, a CANARD dialogue's answers)."""
+    import hashlib
+
+    from .types import Article, Paragraph
+
+    parts, paragraphs, pos = [], [], 0
+    for i, text in enumerate(texts):
+        if i:
+            parts.append("\n\n")
+            pos += 2
+        paragraphs.append(Paragraph(len(paragraphs) + 1, pos, pos + len(text)))
+        parts.append(text)
+        pos += len(text)
+    raw = "".join(parts)
+    return Article(article_id, source, raw, hashlib.sha256(raw.encode()).hexdigest(), title, None, tuple(paragraphs))
 
 
 def sample(golds: Sequence[GoldQuestion], n: int | None, seed: int) -> list[GoldQuestion]:
