@@ -68,10 +68,12 @@ class Refusal:
 
 
 def refusal_by_rule(resolved: Resolved, retrieved: Retrieved, index: StoredIndex, abstain_below: float,
-                    ) -> Refusal | None:
-    """The refusal when a rule refuses the question before any sentence is weighed, else None."""
-    fact = refusal_clause(resolved, index)
-    not_said = refusal_text(resolved, index, fact)
+                    fact: str | None = None, not_said: str | None = None) -> Refusal | None:
+    """The refusal when a rule refuses the question before any sentence is weighed, else None. `fact` and
+    `not_said`: the question's refusal clause and text, when the caller has them already."""
+    if not_said is None:
+        fact = refusal_clause(resolved, index)
+        not_said = refusal_text(resolved, index, fact)
     hits = retrieved.hits
     several = len(index.articles) > 1
     if not hits:
@@ -86,7 +88,7 @@ def refusal_by_rule(resolved: Resolved, retrieved: Retrieved, index: StoredIndex
         return Refusal("far", reason, f"best similarity {best_semantic:.2f}, under the threshold {floor:.2f}")
     names = resolved.corrected
     vocabulary = index.lexical.vocabulary
-    the = "The articles" if several else "The article"
+    the = _the(index)
     aside = headline_only_words(names, vocabulary, index.aside_vocabulary)
     if aside:
         named = " and ".join(repr(_as_written(w, names)) for w in aside[:3])
@@ -99,13 +101,17 @@ def refusal_by_rule(resolved: Resolved, retrieved: Retrieved, index: StoredIndex
     missing += [w for w in unmatched_offices(names, vocabulary) if w not in in_names]
     if missing:
         named = " or ".join(repr(m) for m in missing)
-        return Refusal("never-mentioned", f"{'The articles never mention' if several else 'The article never mentions'} {named}.",
+        return Refusal("never-mentioned", f"{the} never {'mention' if several else 'mentions'} {named}.",
                        f"{named}: in no passage, even allowing for typos")
     return None
 
 
+def _the(index: StoredIndex) -> str:
+    return "The articles" if len(index.articles) > 1 else "The article"
+
+
 def _says(index: StoredIndex) -> str:
-    return "The articles do not say" if len(index.articles) > 1 else "The article does not say"
+    return f"{_the(index)} {'do' if len(index.articles) > 1 else 'does'} not say"
 
 
 def refusal_clause(resolved: Resolved, index: StoredIndex) -> str | None:
@@ -154,7 +160,7 @@ def decide(resolved: Resolved, retrieved: Retrieved, readings: Sequence[Sentence
     fact = refusal_clause(resolved, index)
     not_said = refusal_text(resolved, index, fact)
     closest = readings[0] if readings else None
-    rule = refusal_by_rule(resolved, retrieved, index, abstain_below)
+    rule = refusal_by_rule(resolved, retrieved, index, abstain_below, fact, not_said)
     if rule is not None:
         return Decision("abstained", closest, None, rule.reason, rule.details)
 
@@ -192,8 +198,7 @@ def decide(resolved: Resolved, retrieved: Retrieved, readings: Sequence[Sentence
 
 
 def _may_not(index: StoredIndex, fact: str | None) -> str:
-    the = "The articles" if len(index.articles) > 1 else "The article"
-    return f"{the} may not say {fact}." if fact else f"{the} may not answer this."
+    return f"{_the(index)} may not say {fact}." if fact else f"{_the(index)} may not answer this."
 
 
 YES_NO_EVENTS = True  # the yes/no event check (qa/yes_no.py); a switch for measuring it (docs/confidence.md)
