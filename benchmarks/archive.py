@@ -284,39 +284,33 @@ from qa.store import load_index
 from qa.onnx_backend import OnnxEmbedder, find_export
 import pathlib
 index = load_index(pathlib.Path(index_dir))
-if not any(getattr(s, "ivf", None) is not None for s in index.segments):
-    print(json.dumps({"ivf": False})); sys.exit()
+if not any(getattr(s, "graph", None) is not None for s in index.segments):
+    print(json.dumps({"graph": False})); sys.exit()
+import qa.segments
 emb = OnnxEmbedder("all-MiniLM-L6-v2", find_export(pathlib.Path(index_dir), "all-MiniLM-L6-v2"))
 q = np.concatenate([emb.encode(questions[i:i + 64]).vectors for i in range(0, len(questions), 64)])
 allv = np.asarray(index.passage_vectors)
-out = {"ivf": True, "queries": len(q), "passages": len(allv)}
-times = {"exact": [], "ivf": []}
-hits = {10: 0, 20: 0}
+out = {"graph": True, "queries": len(q), "passages": len(allv), "ef_search": qa.segments.GRAPH_EF_SEARCH}
+exact = []
+times = {"exact": []}
 for v in q:
-    t = time.perf_counter(); s = allv @ v; exact = np.argsort(-s)[:20]; times["exact"].append(time.perf_counter() - t)
-    t = time.perf_counter(); rows, _ = index.dense_search(v, 20); times["ivf"].append(time.perf_counter() - t)
-    for k in hits:
-        hits[k] += len(set(exact[:k].tolist()) & set(rows[:k].tolist()))
-out.update({f"recall@{k}": round(h / (k * len(q)), 4) for k, h in hits.items()})
-out.update({f"{k}_ms_p50": round(float(np.median(v)) * 1000, 2) for k, v in times.items()})
-# more lists read: the same inverted file of the largest segment, its candidates scored exactly
-seg = max((s for s in index.segments if getattr(s, "ivf", None) is not None), key=lambda s: s.passages)
-dense = np.asarray(seg.dense)
-out["lists"] = len(seg.ivf.centroids)
-out["probes"] = {}
-for probes in (48, 96, 192, 384):
-    h10 = h20 = 0
+    t = time.perf_counter(); s = allv @ v; exact.append(np.argsort(-s)[:20]); times["exact"].append(time.perf_counter() - t)
+out["exact_ms_p50"] = round(float(np.median(times["exact"])) * 1000, 2)
+# the first stage as questions use it (index.dense_search: every segment, the graph's efSearch), at several efSearch
+out["ef"] = {}
+default = qa.segments.GRAPH_EF_SEARCH
+for ef in sorted({64, 128, default, 512}):
+    qa.segments.GRAPH_EF_SEARCH = ef
+    hits = {10: 0, 20: 0}
     ts = []
-    for v in q:
-        exact = np.argsort(-(dense @ v))[:20]
-        t = time.perf_counter()
-        cand = np.sort(seg.ivf.candidates(v, probes))
-        top = cand[np.argsort(-(dense[cand] @ v))[:20]]
-        ts.append(time.perf_counter() - t)
-        h10 += len(set(exact[:10].tolist()) & set(top[:10].tolist()))
-        h20 += len(set(exact.tolist()) & set(top.tolist()))
-    out["probes"][probes] = {"recall@10": round(h10 / (10 * len(q)), 4), "recall@20": round(h20 / (20 * len(q)), 4),
-                             "ms_p50": round(float(np.median(ts)) * 1000, 2)}
+    for v, ex in zip(q, exact):
+        t = time.perf_counter(); rows, _ = index.dense_search(v, 20); ts.append(time.perf_counter() - t)
+        for k in hits:
+            hits[k] += len(set(ex[:k].tolist()) & set(rows[:k].tolist()))
+    out["ef"][ef] = {**{f"recall@{k}": round(h / (k * len(q)), 4) for k, h in hits.items()},
+                     "ms_p50": round(float(np.median(ts)) * 1000, 2), "ms_p95": round(float(np.percentile(ts, 95)) * 1000, 2)}
+qa.segments.GRAPH_EF_SEARCH = default
+out.update({k: v for k, v in out["ef"][default].items()})
 print(json.dumps(out))
 """
 
@@ -406,20 +400,24 @@ def measure(n: int, args, sentences: list[str], questions: list[str], log) -> di
     work = Path(args.work).resolve()
     corpus = make_corpus(work / f"corpus-{n}-{args.seed}", n, sentences, args.seed)
     run_dir = work / f"{args.label}-{n}{'-fill' if args.fill else ''}"
-    shutil.rmtree(run_dir, ignore_errors=True)
-    run_dir.mkdir(parents=True)
-    articles = run_dir / "articles"
-    shutil.copytree(corpus, articles, ignore=shutil.ignore_patterns(".*"))
-    index = run_dir / "index"
-    (index / "onnx").mkdir(parents=True)
-    shutil.copytree(HERE / "index" / "onnx", index / "onnx", dirs_exist_ok=True)
+    articles, index, built = run_dir / "articles", run_dir / "index", run_dir / "build.json"
+    reuse = args.reuse and built.is_file() and (index / "manifest.json").is_file()
+    if not reuse:
+        shutil.rmtree(run_dir, ignore_errors=True)
+        run_dir.mkdir(parents=True)
+        shutil.copytree(corpus, articles, ignore=shutil.ignore_patterns(".*"))
+        (index / "onnx").mkdir(parents=True)
+        shutil.copytree(HERE / "index" / "onnx", index / "onnx", dirs_exist_ok=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("QA_", "GRADIO_"))}
     env.update({"PYTHONPATH": str(repo), "HF_HUB_OFFLINE": "1", "QA_INDEX_DIR": str(index), "QA_ARTICLES": str(articles),
                 "QA_MAX_ARTICLES": str(max(1000, 10 * n)), "BENCH_APP_LOG": str(run_dir / "app.log")})
     qa = [sys.executable, "-m", "qa.cli"]
     result: dict = {"articles": n, "filled": args.fill, "repo": str(repo), "commit": _commit(repo)}
-    log(f"{args.label} N={n}: building")
-    if args.fill:
+    log(f"{args.label} N={n}: {'reusing the index built before' if reuse else 'building'}")
+    if reuse:
+        kept = json.loads(built.read_text())
+        build, passages = kept["build"], kept["passages"]
+    elif args.fill:
         cache = work / f"sentence-vectors-{args.seed}"
         if not Path(str(cache) + ".npy").is_file():
             Path(str(cache) + ".json").write_text(json.dumps(sentences))
@@ -433,6 +431,8 @@ def measure(n: int, args, sentences: list[str], questions: list[str], log) -> di
         passages = int(re.search(r"(\d+) passages", build["stdout"]).group(1))
     result["build"] = {k: build[k] for k in ("wall_s", "cpu_s", "peak_rss_mb")}
     result["passages"] = passages
+    if not reuse:
+        built.write_text(json.dumps({"build": result["build"], "passages": passages}))
     size = index_bytes(index)
     result["disk"] = {"bytes": size, "per_passage_kb": round(size / passages / 1000, 2)}
     log(f"  {passages} passages, built in {build['wall_s']} s, {size / 1e6:.0f} MB on disk "
@@ -441,10 +441,10 @@ def measure(n: int, args, sentences: list[str], questions: list[str], log) -> di
         recall = run([sys.executable, "-c", RECALL_SCRIPT, str(repo), str(index), json.dumps(questions[:300])], env=env,
                      cwd=repo, nice=args.nice)
         result["first_stage"] = json.loads(recall["stdout"].strip().splitlines()[-1])
-        if result["first_stage"].get("ivf"):
+        if result["first_stage"].get("graph"):
             log(f"  first stage: {result['first_stage']}")
     except RuntimeError as exc:  # another version of the code (no segments): nothing to compare
-        result["first_stage"] = {"ivf": False, "error": str(exc).splitlines()[-1][:200]}
+        result["first_stage"] = {"graph": False, "error": str(exc).splitlines()[-1][:200]}
     story = run_dir / "story.txt"
     story.write_text(added_story(sentences, args.seed), encoding="utf-8")
     adds, removes = [], []
@@ -523,6 +523,7 @@ def main() -> None:
     ap.add_argument("--nice", type=int, default=10)
     ap.add_argument("--no-app", action="store_true")
     ap.add_argument("--keep", action="store_true", help="keep the indexes")
+    ap.add_argument("--reuse", action="store_true", help="measure again on an index kept (--keep) by an earlier run")
     ap.add_argument("--json")
     ap.add_argument("--md")
     args = ap.parse_args()

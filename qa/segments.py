@@ -1,17 +1,19 @@
 """Segments: the immutable parts an index is made of, on disk and opened.
 
-A segment is a folder `seg-<id>/` of two files, written once and never changed:
+A segment is a folder `seg-<id>/` of two files (three when it is large), written once and never changed:
 - `segment.json`: its articles (identity, the rows their passages take, the file's size and mtime when it was
   indexed), its counts, and where each array lies in the data file (name, dtype, shape, offset);
 - `segment.bin`: the arrays back to back, each at a 64-byte boundary (plain little-endian numbers, no pickle):
   `rows` the passage table (article, paragraph, start, end, text offset, first sentence, first piece; one row more
   at the end for the totals), `text` the passages' UTF-8 text, `spans` each sentence's [start, end) in its article,
   `dense` the passage vectors (float32), `sentences` the sentence vectors (int8 rows), `tokens` the content pieces'
-  vectors (5-bit rows, qa/quantize.py), `owners` each piece's sentence within its passage, the lexical postings
-  (qa/lexical.py: `keys`, `offsets`, `docs`, `freqs`, `lengths`) and, in segments of IVF_MIN_PASSAGES passages or
-  more, the first stage's inverted file (`centroids`, `lists`, `members`).
-The data file is memory-mapped: a question reads the rows of its candidates only, and every process that opens
-the segment shares the same pages.
+  vectors (5-bit rows, qa/quantize.py), `owners` each piece's sentence within its passage and the lexical postings
+  (qa/lexical.py: `keys`, `offsets`, `docs`, `freqs`, `lengths`);
+- `segment.faiss`, in segments of GRAPH_MIN_PASSAGES passages or more: the first stage's HNSW graph (FAISS
+  `IndexHNSWFlat`, inner product, in FAISS's own file format), which holds the passage vectors: its last
+  passages·dimension float32 are the `dense` array of the segment (not written twice).
+The files are memory-mapped (FAISS maps the graph file itself): a question reads the rows of its candidates only,
+and every process that opens the segment shares the same pages.
 
 An add writes one small segment; merges (qa/store.py decides when) write one segment from several, copying the
 rows of their live articles; nothing is embedded or tokenized again.
@@ -24,7 +26,7 @@ import json
 import mmap
 import os
 import shutil
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,12 +42,16 @@ META, DATA = "segment.json", "segment.bin"
 ALIGN = 64
 ROW_COLUMNS = ("article", "paragraph", "start", "end", "text", "sentence", "token")
 R_ARTICLE, R_PARAGRAPH, R_START, R_END, R_TEXT, R_SENTENCE, R_TOKEN = range(7)
+GRAPH = "segment.faiss"
 # Exact first-stage search reads every passage vector of a segment (1.5 KB each): 10,000 of them take ~2 ms on one
-# core, 50,000 ~9 ms, 100,000 ~50 ms (measured; past the CPU caches). Larger segments get an inverted file.
-IVF_MIN_PASSAGES = 20_000
-# lists read per question; on the benchmark's synthetic 10,000-article archive (675 lists) recall@10 against exact
-# search is only 0.84, 0.96 at 384 lists: below the 0.98 asked (docs/archive.md "First stage")
-IVF_PROBES = 48
+# core, 50,000 ~9 ms, 100,000 ~50 ms (measured; past the CPU caches). Larger segments get an HNSW graph.
+GRAPH_MIN_PASSAGES = 20_000
+# HNSW: neighbours a node (M), candidates kept while building and while searching. On the benchmark's synthetic
+# 10,000-article archive (113,753 passages, no topical clusters: the hard case) recall@10 against exact search is
+# 0.981 at efSearch 128 and 0.994 at 256 (~2 ms a question); docs/archive.md "First stage".
+GRAPH_M = 32
+GRAPH_EF_CONSTRUCTION = 64
+GRAPH_EF_SEARCH = 256
 COPY_ROWS = 65_536  # rows copied at a time by a merge
 
 
@@ -153,7 +159,6 @@ def _views(data: np.ndarray, layout: dict, where: Path) -> dict[str, np.ndarray]
 # arrays a question reads a few rows of, here and there: the kernel should not read ahead around each
 RANDOM_ACCESS = ("rows", "text", "spans", "sentences", "tokens", "owners", "docs", "freqs")
 
-
 def _advise_random(data: np.ndarray, layout: dict) -> None:
     """madvise(MADV_RANDOM) on the regions of RANDOM_ACCESS arrays: a candidate's rows are read without the
     read-ahead meant for files read in order (which, on a cold page cache, reads and maps far more than asked)."""
@@ -176,45 +181,62 @@ def _advise_random(data: np.ndarray, layout: dict) -> None:
                 return
 
 
-# --- the first stage's inverted file ------------------------------------------------------------------------
+# --- the first stage's graph ------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class InvertedFile:
-    """Passage rows grouped by their nearest centroid: a question reads the IVF_PROBES lists nearest to it."""
-
-    centroids: np.ndarray  # (lists, dim) float32 unit rows
-    lists: np.ndarray  # (lists + 1,) int64: list i is members[lists[i]:lists[i + 1]]
-    members: np.ndarray  # (passages,) int32 rows, ascending within each list
-
-    def candidates(self, query: np.ndarray, probes: int = IVF_PROBES) -> np.ndarray:
-        near = np.argpartition(-(self.centroids @ query), min(probes, len(self.centroids)) - 1)[:probes]
-        return np.concatenate([self.members[self.lists[i] : self.lists[i + 1]] for i in near])
-
-
-def train_ivf(blocks: Callable[[], Iterable[np.ndarray]], n: int, d: int, seed: int = 1) -> dict[str, np.ndarray]:
-    """Centroids by k-means (FAISS, spherical) on a sample of 64 rows a centroid, then every row assigned to its
-    nearest one. `blocks()` gives the n passage vectors in row order, a block at a time, each time it is called
-    (a merge reads them from the segments it merges: no copy of the whole matrix)."""
+def write_graph(path: Path, blocks: Iterable[np.ndarray], n: int, d: int) -> str:
+    """The HNSW graph of n passage vectors given a block at a time, written to `path` (fsynced); returns its
+    sha256. The file holds the vectors: the segment maps them from its tail instead of storing them again."""
     import faiss
 
-    lists = int(min(max(round(2 * np.sqrt(n)), 64), 65_536))
-    take = np.zeros(n, dtype=bool)
-    take[np.random.default_rng(seed).choice(n, size=min(n, lists * 64), replace=False)] = True
-    sample, at = [], 0
-    for block in blocks():
-        sample.append(np.asarray(block, dtype=np.float32)[take[at : at + len(block)]])
-        at += len(block)
-    kmeans = faiss.Kmeans(d, lists, niter=20, seed=seed, spherical=True, verbose=False)
-    kmeans.train(np.ascontiguousarray(np.concatenate(sample)))
-    centroids = kmeans.centroids.astype(np.float32)
-    owner, at = np.empty(n, np.int64), 0
-    for block in blocks():
-        owner[at : at + len(block)] = np.argmax(np.asarray(block, dtype=np.float32) @ centroids.T, axis=1)
-        at += len(block)
-    members = np.argsort(owner, kind="stable").astype(np.int32)
-    counts = np.bincount(owner, minlength=lists)
-    return {"centroids": centroids, "lists": np.concatenate([[0], np.cumsum(counts)]).astype(np.int64), "members": members}
+    graph = faiss.IndexHNSWFlat(d, GRAPH_M, faiss.METRIC_INNER_PRODUCT)
+    graph.hnsw.efConstruction = GRAPH_EF_CONSTRUCTION
+    for block in blocks:
+        graph.add(np.ascontiguousarray(block, dtype=np.float32))
+    if graph.ntotal != n:
+        raise ValueError(f"the graph holds {graph.ntotal} vectors, expected {n}")
+    faiss.write_index(graph, str(path))
+    del graph
+    with path.open("rb") as f:
+        os.fsync(f.fileno())
+        digest = hashlib.sha256()
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+class Graph:
+    """A segment's HNSW graph, memory-mapped by FAISS (IO_FLAG_MMAP_IFC: neither the graph nor the vectors are
+    copied into the heap), and its vectors as a numpy array mapped from the same file."""
+
+    def __init__(self, path: Path, n: int, d: int) -> None:
+        import faiss
+
+        self.index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
+        if self.index.ntotal != n or self.index.d != d:
+            raise IndexCorruptError(f"{path} holds {self.index.ntotal} vectors of {self.index.d} dimensions, the segment "
+                                    f"{n} of {d}; `qa build` rebuilds it.")
+        size = path.stat().st_size
+        self.vectors = np.memmap(path, dtype=np.float32, mode="r", offset=size - n * d * 4, shape=(n, d)) if n \
+            else np.zeros((0, d), np.float32)
+        storage = faiss.downcast_index(self.index.storage)
+        if n and not np.array_equal(faiss.rev_swig_ptr(storage.get_xb(), d), self.vectors[0]):
+            raise IndexCorruptError(f"{path} does not end with its vectors (not a graph this version wrote); "
+                                    "`qa build` rebuilds it.")
+
+    def search(self, query: np.ndarray, k: int, live: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, scores) of the k nearest vectors, best first; only rows where `live` is True when given."""
+        import faiss
+
+        params = faiss.SearchParametersHNSW()
+        params.efSearch = max(GRAPH_EF_SEARCH, k)
+        if live is not None:
+            bits = np.packbits(live, bitorder="little")
+            selector = faiss.IDSelectorBitmap(len(live), faiss.swig_ptr(bits))
+            params.sel = selector
+        scores, rows = self.index.search(np.ascontiguousarray(query, dtype=np.float32).reshape(1, -1), k, params=params)
+        keep = rows[0] >= 0
+        return rows[0][keep].astype(np.int64), scores[0][keep]
 
 
 # --- an opened segment -------------------------------------------------------------------------------------
@@ -223,7 +245,8 @@ def train_ivf(blocks: Callable[[], Iterable[np.ndarray]], n: int, d: int, seed: 
 class Segment:
     """One segment, opened: its article table and memory-mapped arrays."""
 
-    def __init__(self, folder: Path, name: str, meta: dict, arrays: dict[str, np.ndarray], base: Path) -> None:
+    def __init__(self, folder: Path, name: str, meta: dict, arrays: dict[str, np.ndarray], base: Path,
+                 graph: Graph | None = None) -> None:
         self.folder, self.name, self.meta = folder, name, meta
         self.dimension = int(meta["dimension"])
         self.passages = int(meta["passages"])
@@ -235,7 +258,7 @@ class Segment:
         self.tokens = arrays["tokens"]
         self.owners = arrays["owners"]
         self.postings = Postings(**{k: arrays[k] for k in Postings.FILES})
-        self.ivf = InvertedFile(arrays["centroids"], arrays["lists"], arrays["members"]) if "centroids" in arrays else None
+        self.graph = graph
         self.order: list[str] = []
         self.articles: dict[str, ArticleInfo] = {}
         self.ranges: dict[str, tuple[int, int]] = {}
@@ -269,7 +292,11 @@ class Segment:
             data = np.memmap(data_path, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
             arrays = _views(data, meta["arrays"], data_path)
             _advise_random(data, meta["arrays"])
-            segment = cls(folder, name, meta, arrays, base)
+            graph = None
+            if meta.get("graph"):
+                graph = Graph(folder / GRAPH, int(meta["passages"]), int(meta["dimension"]))
+                arrays["dense"] = graph.vectors
+            segment = cls(folder, name, meta, arrays, base, graph)
         except IndexCorruptError:
             raise
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -366,13 +393,17 @@ class Written:
 
 def _write_segment(index: Path, arrays: dict[str, ArraySource], entries: list[dict], counts: dict, dimension: int) -> Written:
     """Write a segment into a temporary folder `.seg-<pid>-<random>.tmp` (left alone by other writers' clean-up
-    while this process lives)."""
+    while this process lives). A segment of GRAPH_MIN_PASSAGES or more keeps its `dense` array in its graph file."""
     tmp = index / f".{SEGMENT_PREFIX}{os.getpid()}-{os.urandom(4).hex()}.tmp"
     tmp.mkdir(parents=True)
     try:
+        graph_sha = None
+        if counts["passages"] >= GRAPH_MIN_PASSAGES:
+            graph_sha = write_graph(tmp / GRAPH, arrays["dense"].blocks, counts["passages"], dimension)
+            arrays = {k: v for k, v in arrays.items() if k != "dense"}
         layout, sha, size = _write_data(tmp / DATA, arrays)
         meta = {"format": 1, "dimension": dimension, "codec": quantize.CODEC, **counts, "articles": entries,
-                "arrays": layout, "data": {"bytes": size, "sha256": sha}}
+                "arrays": layout, "data": {"bytes": size, "sha256": sha}, "graph": graph_sha is not None}
         text = json.dumps(meta, ensure_ascii=False, indent=1) + "\n"
         (tmp / META).write_text(text, encoding="utf-8")
         with (tmp / META).open("rb") as fh:
@@ -382,6 +413,8 @@ def _write_segment(index: Path, arrays: dict[str, ArraySource], entries: list[di
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     files = {META: {"sha256": hashlib.sha256(text.encode("utf-8")).hexdigest()}, DATA: {"sha256": sha}}
+    if graph_sha is not None:
+        files[GRAPH] = {"sha256": graph_sha}
     return Written(tmp, entries, files, counts)
 
 
@@ -470,8 +503,6 @@ class SegmentBuilder:
         }
         postings = Postings.build(self.texts)
         arrays.update({k: ArraySource.of(np.asarray(getattr(postings, k))) for k in Postings.FILES})
-        if n >= IVF_MIN_PASSAGES:
-            arrays.update({k: ArraySource.of(v) for k, v in train_ivf(lambda: [dense], n, d).items()})
         counts = {"passages": n, "sentences": self._sentence_count, "pieces": self._token_count}
         return _write_segment(index, arrays, self.entries, counts, d)
 
@@ -529,7 +560,5 @@ def merge(index: Path, parts: Sequence[tuple[Segment, frozenset[str]]]) -> Writt
                           else np.zeros(0, np.int64)))
     postings = Postings.merge(kept_rows)
     arrays.update({k: ArraySource.of(np.asarray(getattr(postings, k))) for k in Postings.FILES})
-    if n >= IVF_MIN_PASSAGES:
-        arrays.update({k: ArraySource.of(v) for k, v in train_ivf(lambda: copy("dense", None), n, d).items()})
     counts = {"passages": n, "sentences": s, "pieces": t}
     return _write_segment(index, arrays, entries, counts, d)

@@ -47,6 +47,7 @@ from .lexical import LexicalIndex, LexicalPart, tokenize, words
 from .locks import LOCK_FILES, read_lock, write_lock
 from .segments import (
     DATA,
+    GRAPH,
     META,
     SEGMENT_PREFIX,
     ChunkVectors,
@@ -72,7 +73,7 @@ FLUSH_PASSAGES = 50_000  # a build writes a segment every so many passages (~0.5
 MERGE_FACTOR = 10  # this many segments of one size tier are merged into one
 MERGE_FLOOR = 200  # passages: every segment under this is of the smallest tier
 MAX_SEGMENT_PASSAGES = 5_000_000  # merges never make a larger segment
-EXACT_MAX_PASSAGES = 20_000  # segments searched exactly (no inverted file) hold at most this many passages together
+EXACT_MAX_PASSAGES = 20_000  # segments searched exactly (no graph) hold at most this many passages together
 DELETED_SHARE = 0.3  # a segment with this share of its rows removed is rewritten
 MAX_INTRODUCTIONS = 200  # a name introduced in more passages than this is no one story's person (introductions)
 _OLD_PARTS = ("passages-", "dense-", "sentences-", "tokens-", "tokensentences-", "lexical-")  # format 3's files
@@ -286,9 +287,15 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _parts(files: dict, name: str) -> tuple[str, ...]:
+    """The files of segment `name` that the manifest's `files` lists: segment.json, segment.bin, and the graph of a
+    large segment."""
+    return (META, DATA, GRAPH) if f"{name}/{GRAPH}" in files else (META, DATA)
+
+
 def _verify(folder: Path, manifest: dict, name: str, full: bool) -> None:
     """The segment's files are there with the recorded size; a changed mtime (or `full`) means hashing them."""
-    for part in (META, DATA):
+    for part in _parts(manifest["files"], name):
         rel = f"{name}/{part}"
         meta = manifest["files"][rel]
         f = folder / rel
@@ -305,13 +312,20 @@ _OPEN: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 
 
 def _file_ids(folder: Path, name: str) -> tuple | None:
-    """(inode, size, mtime) of a segment's two files: a segment open in this process is reused only while its files
-    are the very ones it mapped (a file changed in place must be checked again, not read through the old map)."""
-    try:
-        return tuple((st.st_ino, st.st_size, st.st_mtime_ns)
-                     for st in (os.stat(folder / name / META), os.stat(folder / name / DATA)))
-    except OSError:
-        return None
+    """(inode, size, mtime) of a segment's files: a segment open in this process is reused only while its files are
+    the very ones it mapped (a file changed in place must be checked again, not read through the old map)."""
+    out = []
+    for part in (META, DATA, GRAPH):
+        try:
+            st = os.stat(folder / name / part)
+        except FileNotFoundError:
+            if part == GRAPH:
+                continue
+            return None
+        except OSError:
+            return None
+        out.append((st.st_ino, st.st_size, st.st_mtime_ns))
+    return tuple(out)
 
 
 def _segment(folder: Path, manifest: dict, name: str, full: bool) -> Segment:
@@ -672,19 +686,17 @@ class StoredIndex:
         found_rows, found_scores = [], []
         for s, seg in enumerate(self.segments):
             live = self.live_rows[s]
-            if seg.ivf is not None:
-                local = np.sort(seg.ivf.candidates(q))
-                if live is not None:
-                    local = local[self.masks[s][local]]
-                scores = np.asarray(seg.dense[local]) @ q
+            if seg.graph is not None:  # a large segment: its HNSW graph, removed rows filtered out while searching
+                local, scores = seg.graph.search(q, k, None if live is None else self.masks[s])
             else:
                 local = np.arange(seg.passages) if live is None else live
                 scores = np.asarray(seg.dense) @ q
                 if live is not None:
                     scores = scores[live]
-            top = _top(scores, k)
-            found_rows.append(self._global(s, local[top]))
-            found_scores.append(scores[top])
+                top = _top(scores, k)
+                local, scores = local[top], scores[top]
+            found_rows.append(self._global(s, local))
+            found_scores.append(scores)
         if not found_rows:
             return np.zeros(0, np.int64), np.zeros(0, np.float32)
         rows_, scores_ = np.concatenate(found_rows), np.concatenate(found_scores)
@@ -825,7 +837,7 @@ def commit(folder: Path, header: dict, entries: list[dict], files: dict[str, dic
         "sources": [_rel(s, base) for s in header["sources"]],
         "counts": counts,
         "segments": entries,
-        "files": {name: files[name] for e in entries for name in (f"{e['name']}/{META}", f"{e['name']}/{DATA}")},
+        "files": {f"{e['name']}/{part}": files[f"{e['name']}/{part}"] for e in entries for part in _parts(files, e["name"])},
         "versions": _versions(),
     }
     tmp = folder / f".{MANIFEST}.{os.getpid()}.tmp"
@@ -1006,8 +1018,8 @@ class FilesStore:
 def merge_plan(index: StoredIndex, *, everything: bool = False) -> list[str]:
     """Segments to merge now, by size tier (Lucene's tiered merging, simplified): MERGE_FACTOR segments of one tier
     (sizes within a factor MERGE_FACTOR of each other, counted in live passages) are merged into one of the next;
-    the segments searched exactly (without an inverted file) are merged into one when they hold more than
-    EXACT_MAX_PASSAGES passages together (the result gets an inverted file), so a question's exact search stays
+    the segments searched exactly (without a graph) are merged into one when they hold more than
+    EXACT_MAX_PASSAGES passages together (the result gets a graph), so a question's exact search stays
     small; a segment with DELETED_SHARE of its rows removed is rewritten. `everything`: all of them (and the
     removed rows), as `qa build` does, when there is more than one or any removed row."""
     sizes = [seg.passages if live is None else len(live) for seg, live in zip(index.segments, index.live_rows)]
@@ -1022,7 +1034,7 @@ def merge_plan(index: StoredIndex, *, everything: bool = False) -> list[str]:
         members = tiers[tier]
         if len(members) >= MERGE_FACTOR and sum(sizes[i] for i in members) <= MAX_SEGMENT_PASSAGES:
             return [index.segments[i].name for i in members[:MERGE_FACTOR]]
-    exact = [i for i, seg in enumerate(index.segments) if seg.ivf is None]
+    exact = [i for i, seg in enumerate(index.segments) if seg.graph is None]
     if len(exact) > 1 and sum(sizes[i] for i in exact) > EXACT_MAX_PASSAGES:
         return [index.segments[i].name for i in exact]
     for i, (seg, live) in enumerate(zip(index.segments, index.live_rows)):

@@ -6,6 +6,7 @@ The deterministic fake embedder (tests/helpers.py) keeps these at milliseconds."
 
 from __future__ import annotations
 
+import gc
 import json
 import multiprocessing
 import os
@@ -18,7 +19,7 @@ import pytest
 import qa.engine
 import qa.store
 from helpers import SMALL_CORPUS, FakeEmbedder, qa_clean_env, write_articles  # noqa: F401 - fixture
-from qa import Engine, StaleIndexError, resolve_settings
+from qa import Engine, IndexCorruptError, StaleIndexError, resolve_settings
 from qa import quantize
 from qa.lexical import LexicalIndex, Postings, tokenize
 from qa.segments import NewArticle, SegmentBuilder, ChunkVectors
@@ -271,42 +272,71 @@ def test_merged_postings_equal_those_built_from_the_kept_passages():
 
 
 def _segment_of(tmp_path: Path, vectors: np.ndarray, monkeypatch) -> FilesStore:
-    """A one-article segment of len(vectors) one-sentence passages with these passage vectors."""
+    """One segment of two articles ("first", "second": each half of the rows), of one-sentence passages with these
+    passage vectors."""
     import qa.segments
 
-    monkeypatch.setattr(qa.segments, "IVF_MIN_PASSAGES", 1000)
+    monkeypatch.setattr(qa.segments, "GRAPH_MIN_PASSAGES", 1000)
     d = vectors.shape[1]
-    text = "".join(f"Passage {i}.\n\n" for i in range(len(vectors)))
-    chunks, at = [], 0
-    for i in range(len(vectors)):
-        t = f"Passage {i}."
-        chunks.append(Chunk("many", i + 1, at, at + len(t), t, (Span(at, at + len(t)),)))
-        at += len(t) + 2
-    vecs = [ChunkVectors(v, v[None, :], v[None, :].astype(np.float16), np.zeros(1, np.int16)) for v in vectors]
-    info = ArticleInfo("many", str(tmp_path / "many.txt"), "Many", None, "0")
-    (tmp_path / "many.txt").write_text(text)
+    half = len(vectors) // 2
+    articles = []
+    for name, part in (("first", vectors[:half]), ("second", vectors[half:])):
+        text = "".join(f"Passage {i}.\n\n" for i in range(len(part)))
+        chunks, at = [], 0
+        for i in range(len(part)):
+            t = f"Passage {i}."
+            chunks.append(Chunk(name, i + 1, at, at + len(t), t, (Span(at, at + len(t)),)))
+            at += len(t) + 2
+        vecs = [ChunkVectors(v, v[None, :], v[None, :].astype(np.float16), np.zeros(1, np.int16)) for v in part]
+        (tmp_path / f"{name}.txt").write_text(text)
+        articles.append(NewArticle(ArticleInfo(name, str(tmp_path / f"{name}.txt"), name.title(), None, name), None,
+                                   chunks, vecs))
     store = FilesStore(tmp_path / "index")
     with store.writing():
-        store.write(None, add=[NewArticle(info, None, chunks, vecs)],
-                    header={"model": {"name": "x", "dimension": d}, "chunking": {}, "sources": []})
+        store.write(None, add=articles, header={"model": {"name": "x", "dimension": d}, "chunking": {}, "sources": []})
     return store
 
 
-def test_the_inverted_file_finds_what_exact_search_finds(tmp_path, monkeypatch):
+def test_the_graph_finds_what_exact_search_finds(tmp_path, monkeypatch):
     rng = np.random.default_rng(1)
     centres = rng.standard_normal((40, 64))
     x = (centres[rng.integers(0, 40, 4000)] + 0.35 * rng.standard_normal((4000, 64))).astype(np.float32)
     x /= np.linalg.norm(x, axis=1, keepdims=True)
-    index = _segment_of(tmp_path, x, monkeypatch).open()
-    assert index.segments[0].ivf is not None
+    store = _segment_of(tmp_path, x, monkeypatch)
+    index = store.open()
+    seg = index.segments[0]
+    assert seg.graph is not None and "dense" not in seg.meta["arrays"]  # the vectors are kept once, in the graph file
+    assert np.array_equal(np.asarray(seg.dense), x)
     found = 0
     queries = x[rng.integers(0, 4000, 50)] + 0.1 * rng.standard_normal((50, 64)).astype(np.float32)
     for q in queries:
         exact = np.argsort(-(x @ q))[:10]
         found += len(set(exact) & set(index.dense_search(q, 10)[0].tolist()))
-    assert found / 500 >= 0.95
+    assert found / 500 >= 0.98
     scoped = np.arange(100, 200)
     assert set(index.dense_search(queries[0], 5, scoped)[0]) <= set(scoped.tolist())  # the scope is exact
+    # a removed article's rows are never found (filtered while the graph is searched), the other's still are
+    with store.writing():
+        after = store.write(index, remove=["first"])
+    assert after.segments[0] is seg and after.segments[0].graph is not None
+    for q in queries[:10]:
+        rows, _ = after.dense_search(q, 10)
+        exact = 2000 + np.argsort(-(x[2000:] @ q))[:10]
+        assert len(rows) == 10 and all(after.chunks[int(r)].article_id == "second" for r in rows)
+        assert len({after.chunks[int(r)].paragraph + 1999 for r in rows} & set(exact.tolist())) >= 9
+    # a merge drops the removed rows and makes the graph again from the mapped vectors (nothing embedded)
+    merged = store.merge(after, [seg.name])
+    assert merged.segments[0].graph is not None and merged.segments[0].passages == 2000
+    assert np.array_equal(np.asarray(merged.segments[0].dense), x[2000:])
+    assert [int(r) for r in merged.dense_search(queries[0], 5)[0]] == [int(r) for r in after.dense_search(queries[0], 5)[0]]
+    # the graph file is checked as the others are: a damaged one is named and refused
+    graph_file = tmp_path / "index" / merged.segments[0].name / "segment.faiss"
+    del index, after, seg, merged
+    gc.collect()
+    with graph_file.open("r+b") as f:
+        f.truncate(graph_file.stat().st_size - 4)
+    with pytest.raises(IndexCorruptError, match="segment.faiss"):
+        store.open()
 
 
 def test_passages_are_made_on_demand(engine):
