@@ -158,6 +158,69 @@ def _views(data: np.ndarray, layout: dict, where: Path) -> dict[str, np.ndarray]
 
 # arrays a question reads a few rows of, here and there: the kernel should not read ahead around each
 RANDOM_ACCESS = ("rows", "text", "spans", "sentences", "tokens", "owners", "docs", "freqs")
+# the largest of them (the token and sentence vectors: ~80 % of a segment) are read with pread, not mapped: a page
+# fault maps the whole page-cache folio around the row (2 MB on this machine's ext4, whatever the madvise), so after a
+# few hundred questions every process mapped most of the file; read, the rows stay in the shared page cache only
+READ_NOT_MAPPED = ("sentences", "tokens")
+
+
+class _Fd:
+    """An open file descriptor, closed when the last array reading through it is gone."""
+
+    def __init__(self, path: Path) -> None:
+        self.fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+
+    def __del__(self) -> None:
+        try:
+            os.close(self.fd)
+        except (OSError, AttributeError):
+            pass
+
+    def read(self, offset: int, size: int) -> bytes:
+        data = os.pread(self.fd, size, offset)
+        while len(data) < size:  # a regular file returns less only at its end, which the layout check excludes
+            more = os.pread(self.fd, size - len(data), offset + len(data))
+            if not more:
+                raise IndexCorruptError(f"a segment file ended early (read {len(data)} of {size} bytes at {offset}); "
+                                        "`qa build` rebuilds it.")
+            data += more
+        return data
+
+
+class FileRows:
+    """A read-only array that lies in a file and is read, not mapped: `a[i:j]` (rows i..j-1) and `a[i]` are one pread
+    each; `np.asarray(a)` reads it all."""
+
+    def __init__(self, file: _Fd, offset: int, dtype: np.dtype, shape: tuple[int, ...]) -> None:
+        self.file, self.offset, self.dtype, self.shape = file, offset, np.dtype(dtype), tuple(shape)
+        self.row_bytes = int(np.prod(self.shape[1:], dtype=np.int64)) * self.dtype.itemsize
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __len__(self) -> int:
+        return self.shape[0]
+
+    def __getitem__(self, key):
+        if isinstance(key, slice):
+            start, stop, step = key.indices(self.shape[0])
+            if step != 1:
+                raise IndexError("FileRows reads contiguous rows only")
+            stop = max(start, stop)
+            data = self.file.read(self.offset + start * self.row_bytes, (stop - start) * self.row_bytes) if stop > start else b""
+            return np.frombuffer(data, dtype=self.dtype).reshape((stop - start, *self.shape[1:]))
+        if isinstance(key, (int, np.integer)):
+            i = int(key) + (self.shape[0] if key < 0 else 0)
+            if not 0 <= i < self.shape[0]:
+                raise IndexError(f"row {key} of {self.shape[0]}")
+            return self[i : i + 1][0]
+        raise IndexError(f"FileRows takes an int or a slice, not {type(key).__name__}")
+
+    def __array__(self, dtype=None, copy=None):
+        out = self[:]
+        return out if dtype is None else out.astype(dtype)
+
 
 def _advise_random(data: np.ndarray, layout: dict) -> None:
     """madvise(MADV_RANDOM) on the regions of RANDOM_ACCESS arrays: a candidate's rows are read without the
@@ -292,6 +355,11 @@ class Segment:
             data = np.memmap(data_path, dtype=np.uint8, mode="r") if size else np.zeros(0, np.uint8)
             arrays = _views(data, meta["arrays"], data_path)
             _advise_random(data, meta["arrays"])
+            if size:
+                file = _Fd(data_path)
+                for array in READ_NOT_MAPPED:
+                    spec = meta["arrays"][array]
+                    arrays[array] = FileRows(file, int(spec["offset"]), np.dtype(spec["dtype"]), tuple(spec["shape"]))
             graph = None
             if meta.get("graph"):
                 graph = Graph(folder / GRAPH, int(meta["passages"]), int(meta["dimension"]))
