@@ -238,7 +238,7 @@ def cmd_add(args: argparse.Namespace) -> int:
     if fmt in ("text", "markdown") or fmt == "auto" and not looks_like_html(data[:200_000].decode("utf-8", "replace")):
         # decoded here, so that a file that is not UTF-8 is named in the message (a page finds its own encoding)
         text = decode_article(data, "standard input" if args.file == "-" else args.file, is_file=args.file != "-")
-    engine = Engine.open(_settings(args), progress=_progress())
+    engine = Engine.open(_settings(args), progress=_progress(), trust_index=True)
     # segments due for a merge are merged here when small; larger merges are left to the app or `qa build`
     entry = engine.add_article(text, title=args.title, date=args.date, url=args.url, source=args.source, fmt=fmt,
                                log=_stderr_if_waiting, merge="small")
@@ -268,7 +268,7 @@ def cmd_remove(args: argparse.Namespace) -> int:
     from .validation import check_article_id
 
     check_article_id(args.id, slash=True)  # a usage error before anything is loaded
-    engine = Engine.open(_settings(args), progress=_progress())
+    engine = Engine.open(_settings(args), progress=_progress(), trust_index=True)
     entry = engine.remove_article(args.id, log=_stderr_if_waiting, merge="small")
     print(f"Removed {entry['article']}: {entry['title']} ({entry['path']} deleted)")
     return 0

@@ -239,6 +239,23 @@ def _open_if_fresh(store: FilesStore, corpus: Corpus, model: str, chunking: dict
     return index, (changes if changes.notes else None)
 
 
+def _folder_corpus(sources: Sequence[str], max_bytes: int) -> Corpus:
+    """The article files under these folders and files (listed, not read)."""
+    files = find_article_files(sources)
+    return Corpus(files=list(zip(article_ids(files), [Path(os.path.abspath(f)) for f in files])), max_bytes=max_bytes)
+
+
+def _open_trusted(store: FilesStore, model: str, chunking: dict, sources: Sequence[str]) -> StoredIndex | None:
+    """The committed index when it is sound and of this model, chunking and these article sources (Engine.open's
+    `trust_index`); None when it is not, for the full check to say what differs."""
+    try:
+        index = store.latest(None)
+    except (IndexMissingError, IndexCorruptError, StaleIndexError):
+        return None
+    same_sources = sorted(str(Path(s).resolve()) for s in index.sources) == sorted(sources)
+    return index if index.model == model and index.chunking == chunking and same_sources else None
+
+
 def _index_articles(store: FilesStore, current: StoredIndex | None, corpus: Corpus, changes: Changes, embedder: Embedder,
                     model: str, chunking: dict, sources: list[str], dimension: int, *, progress: bool, log: Log,
                     reuse: dict[str, NewArticle] | None = None, reused_by: dict | None = None) -> StoredIndex:
@@ -399,7 +416,7 @@ class Engine:
     def open(cls, settings: Settings | None = None, *, articles: Sequence[Article] | None = None,
              sources: Sequence[str] | None = None, embedder: Embedder | None = None, force: bool = False,
              export_onnx: bool = False, compact: bool = False, progress: bool = False, log: Log = _stderr,
-             method: FusionMethod = "hybrid") -> Engine:
+             method: FusionMethod = "hybrid", trust_index: bool = False) -> Engine:
         """Open the index in `settings.index_dir` for the corpus, building, refreshing or repairing it when needed.
 
         The corpus is `articles` if given (already read, e.g. from SQuAD), else the files under
@@ -411,6 +428,11 @@ class Engine:
         new segment or a tombstone; only a model, chunking or format change embeds everything again) unless
         `settings.rebuild` is "never", which raises the error naming what is wrong instead. Changes hold the folder's
         writer lock (qa/locks.py): a second build waits, then finds the index fresh.
+
+        With `trust_index` (`qa add` and `qa remove`), an index of this model, chunking and articles folder is opened
+        as committed, without listing the folder and comparing every file with it: one add or remove then costs the
+        same at 10 or 100,000 articles. Files changed in the folder by hand are found by the next open without it
+        (`qa build`, `qa ask`, the app's start).
         """
         settings = settings or resolve_settings()
         folder = settings.index_path
@@ -430,9 +452,8 @@ class Engine:
             else:
                 sources = ["articles"]
             sources = [str(Path(s).resolve()) for s in sources]
-            files = find_article_files(sources)
-            corpus = Corpus(files=list(zip(article_ids(files), [Path(os.path.abspath(f)) for f in files])),
-                            max_bytes=settings.max_article_bytes)
+            # listed now, before any model work (a folder without articles is refused first), unless trusted
+            corpus = None if trust_index else _folder_corpus(sources, settings.max_article_bytes)
         else:
             corpus = Corpus(articles=list(articles))
         sources = list(sources or [])
@@ -443,6 +464,12 @@ class Engine:
         if embedder is None:
             embedder = cls._query_embedder(settings, folder, export_onnx=export_onnx, log=log)
         chunking = cls.chunking_settings(settings, embedder)
+        if trust_index and corpus is None and not force and not compact and manifest is not None:
+            trusted = _open_trusted(store, settings.model, chunking, sources)
+            if trusted is not None:
+                return cls(trusted, embedder, settings, method)
+        if corpus is None:
+            corpus = _folder_corpus(sources, settings.max_article_bytes)
         if not force and manifest is not None:
             index, problem = _open_if_fresh(store, corpus, settings.model, chunking, verify=compact)
             if index is not None and problem is None and not (compact and merge_plan(index, everything=True)):
