@@ -52,7 +52,18 @@ def _mean_pooling_model(path: str) -> bool:
         and (p / "tokenizer.json").is_file()
 
 
+_HASHED: dict[tuple, str] = {}  # (path, inode, size, mtime) -> sha256: a process hashes an unchanged file once
+
+
 def file_sha256(path: Path) -> str:
+    st = os.stat(path)
+    key = (str(path), st.st_ino, st.st_size, st.st_mtime_ns)
+    if key not in _HASHED:
+        _HASHED[key] = _sha256(path)
+    return _HASHED[key]
+
+
+def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

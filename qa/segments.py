@@ -85,8 +85,9 @@ def _rel(path: str, base: Path) -> str:
 
 def _abs(path: str, base: Path, folders: dict[str, str] | None = None) -> str:
     """The resolved path of a path `_rel` stored. `folders` remembers the resolved folders of one table's articles:
-    Path.resolve of each (an lstat per component of its path) was most of opening an archive of 10,000 articles;
-    this is one lstat an article, and the result is the same."""
+    Path.resolve of each (an lstat per component of its path) was most of opening an archive of 10,000 articles.
+    `_rel` stored the file's own resolved path, so only its folder is resolved here, once a folder; the file is not
+    looked at (a link put in its place since is a changed file, which its stamp tells)."""
     if os.path.isabs(path):
         return path
     if folders is None:
@@ -95,8 +96,7 @@ def _abs(path: str, base: Path, folders: dict[str, str] | None = None) -> str:
     real = folders.get(folder)
     if real is None:
         real = folders[folder] = os.path.realpath(folder)
-    full = os.path.join(real, name)
-    return os.path.realpath(full) if os.path.islink(full) else full
+    return os.path.join(real, name)
 
 
 # --- the data file -----------------------------------------------------------------------------------------

@@ -60,6 +60,22 @@ def files_of(folder: Path) -> dict[str, tuple[int, int]]:
 # --- adds, removes, opening --------------------------------------------------------------------------------
 
 
+def test_a_trusted_open_as_qa_add_and_remove_do_does_not_list_the_articles_folder(engine, tmp_path, monkeypatch):
+    import qa.engine as engine_module
+
+    (tmp_path / "articles" / "by-hand.txt").write_text(STORIES[1], encoding="utf-8")  # put there by hand, not indexed
+    listed = []
+    real = engine_module.find_article_files
+    monkeypatch.setattr(engine_module, "find_article_files", lambda paths: listed.append(paths) or real(paths))
+    trusted = Engine.open(settings_for(tmp_path), embedder=FakeEmbedder(), log=quiet, trust_index=True)
+    assert not listed and "by-hand" not in trusted.index.articles  # opened as committed: the folder is not listed
+    added = trusted.add_article(STORIES[0], title="Pier repairs", log=quiet, merge="none")["article"]
+    assert not listed
+    # a different articles folder, or no trust, is the full check as before: the hand-made file is found
+    other = Engine.open(settings_for(tmp_path), embedder=FakeEmbedder(), log=quiet)
+    assert listed and "by-hand" in other.index.articles and added in other.index.articles
+
+
 def test_an_add_writes_one_small_segment_and_rewrites_nothing(engine, tmp_path):
     folder = tmp_path / "index"
     before = files_of(folder)
@@ -432,9 +448,10 @@ def test_a_question_reads_as_many_passages_at_40_or_400_articles(tmp_path, monke
 
 
 def test_article_paths_resolve_as_path_resolve_does_with_links(tmp_path):
-    """Opening a segment resolves its articles' paths with one lstat each (a cache of their folders): the result is
-    Path.resolve's, through a linked folder and a linked file too."""
-    from qa.segments import _abs
+    """A segment stores each article's path as `_rel` makes it (resolved, relative to the index's parent); opening
+    resolves only its folder, once a folder: the result is Path.resolve's, through a linked folder and a linked file
+    too (whose target `_rel` stored)."""
+    from qa.segments import _abs, _rel
 
     (tmp_path / "real" / "sub").mkdir(parents=True)
     (tmp_path / "real" / "sub" / "a.txt").write_text("a")
@@ -443,5 +460,7 @@ def test_article_paths_resolve_as_path_resolve_does_with_links(tmp_path):
     (tmp_path / "real" / "c.txt").symlink_to(tmp_path / "real" / "sub" / "a.txt")
     folders: dict[str, str] = {}
     for path in ("linked/sub/a.txt", "linked/b.txt", "real/c.txt", "linked/./b.txt", "real/missing.txt", str(tmp_path / "x")):
-        assert _abs(path, tmp_path, folders) == _abs(path, tmp_path) == (
-            path if Path(path).is_absolute() else str((tmp_path / path).resolve())), path
+        stored = _rel(str(tmp_path / path), tmp_path)
+        assert _abs(stored, tmp_path, folders) == _abs(stored, tmp_path) == str((tmp_path / path).resolve()), path
+    # a path stored by an older version, unresolved, through a linked folder
+    assert _abs("linked/b.txt", tmp_path, folders) == str((tmp_path / "real" / "b.txt").resolve())
