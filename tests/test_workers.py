@@ -38,6 +38,7 @@ def onnx_engine():
     try:
         engine = Engine.open(resolve_settings(index_dir=str(ROOT / "index"), rebuild="never", backend="onnx"),
                              log=lambda _m: None)
+        engine.warm_up()  # as app.py does before forking: a worker's first question loads nothing
         yield engine
     finally:
         os.environ.pop("QA_THREADS", None)
@@ -423,3 +424,49 @@ def test_usable_cpus_follows_a_cgroup_quota(tmp_path, cpu_max, expected):
     affinity = len(os.sched_getaffinity(0))
     assert usable_cpus(f) == (affinity if expected is None else min(affinity, expected))
     assert usable_cpus(tmp_path / "absent") == affinity
+
+
+def test_a_worker_lets_go_of_the_segments_it_inherited_once_they_are_merged_away(tmp_path, monkeypatch):
+    """A worker keeps the objects it inherited frozen (no collection copies their pages), the index snapshot of
+    the fork among them; once a segment of that snapshot is merged away, the worker frees it: the deleted file is
+    neither mapped nor open in the worker any more."""
+    import shutil
+
+    from qa import Engine, resolve_settings
+
+    for k in [k for k in os.environ if k.startswith("QA_")]:
+        monkeypatch.delenv(k)
+    monkeypatch.setenv("QA_THREADS", "1")
+    shutil.copytree(ROOT / "index", tmp_path / "index")
+    shutil.copytree(ROOT / "articles", tmp_path / "articles")
+    settings = resolve_settings(index_dir=str(tmp_path / "index"), articles=[str(tmp_path / "articles")],
+                                rebuild="never", backend="onnx")
+    engine = Engine.open(settings, log=lambda _m: None)
+    engine.warm_up()
+    inherited = [str((tmp_path / "index" / seg.name).resolve()) for seg in engine.index.segments]  # its folders
+    p = make_pool(engine, 1, timeout=30)
+
+    def holds(name: str) -> bool:
+        worker = p.pids[0]
+        maps = Path(f"/proc/{worker}/maps").read_text()
+        fds = [os.readlink(f) for f in Path(f"/proc/{worker}/fd").iterdir() if f.is_symlink()]
+        return any(name in line for line in maps.splitlines()) or any(name in f for f in fds)
+
+    async def scenario():
+        seen = []
+        assert (await p.ask(AskRequest(QUESTIONS[0], 3)))[0] == 200
+        seen.append(all(holds(name) for name in inherited))
+        await asyncio.to_thread(engine.add_article, "The pier on Alder Street reopened on Monday after repairs.\n\n"
+                                "It had been shut since May.\n", title="Pier reopens", log=lambda _m: None, merge="none")
+        assert (await p.ask(AskRequest(QUESTIONS[0], 3)))[0] == 200  # after an add the inherited segment is in use
+        seen.append(all(holds(name) for name in inherited))
+        merged = await asyncio.to_thread(engine.store.merge, engine.index, [seg.name for seg in engine.index.segments])
+        assert merged is not None and not {Path(f).name for f in inherited} & {seg.name for seg in merged.segments}
+        assert (await p.ask(AskRequest(QUESTIONS[0], 3)))[0] == 200
+        seen.append(not any(holds(name) for name in inherited))
+        return seen
+
+    try:
+        assert run(scenario) == [True, True, True]
+    finally:
+        p.close()
