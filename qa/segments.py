@@ -46,9 +46,10 @@ GRAPH = "segment.faiss"
 # Exact first-stage search reads every passage vector of a segment (1.5 KB each): 10,000 of them take ~2 ms on one
 # core, 50,000 ~9 ms, 100,000 ~50 ms (measured; past the CPU caches). Larger segments get an HNSW graph.
 GRAPH_MIN_PASSAGES = 20_000
-# HNSW: neighbours a node (M), candidates kept while building and while searching. On the benchmark's synthetic
-# 10,000-article archive (113,753 passages, no topical clusters: the hard case) recall@10 against exact search is
-# 0.981 at efSearch 128 and 0.994 at 256 (~2 ms a question); docs/archive.md "First stage".
+# HNSW: neighbours a node (M), candidates kept while building and while searching. On 113,753 synthetic passages
+# without topical clusters (the hard case) recall@10 against exact search is 0.981 at efSearch 128 and 0.995 at
+# 256 (1.5 ms a question); on the benchmark's 10,000-article archive 0.971 at 256, 0.993 counting its identical
+# passages (docs/archive.md "First stage").
 GRAPH_M = 32
 GRAPH_EF_CONSTRUCTION = 64
 GRAPH_EF_SEARCH = 256
@@ -275,7 +276,11 @@ class Graph:
     def __init__(self, path: Path, n: int, d: int) -> None:
         import faiss
 
-        self.index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
+        try:
+            self.index = faiss.read_index(str(path), faiss.IO_FLAG_MMAP_IFC)
+        except RuntimeError as exc:  # FAISS's own error for a file it cannot parse
+            raise IndexCorruptError(f"{path} cannot be read as a graph ({str(exc).strip().splitlines()[-1][:200]}); "
+                                    "`qa build` rebuilds it.") from None
         if self.index.ntotal != n or self.index.d != d:
             raise IndexCorruptError(f"{path} holds {self.index.ntotal} vectors of {self.index.d} dimensions, the segment "
                                     f"{n} of {d}; `qa build` rebuilds it.")

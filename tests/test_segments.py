@@ -464,3 +464,12 @@ def test_article_paths_resolve_as_path_resolve_does_with_links(tmp_path):
         assert _abs(stored, tmp_path, folders) == _abs(stored, tmp_path) == str((tmp_path / path).resolve()), path
     # a path stored by an older version, unresolved, through a linked folder
     assert _abs("linked/b.txt", tmp_path, folders) == str((tmp_path / "real" / "b.txt").resolve())
+
+
+def test_a_graph_file_faiss_cannot_read_is_refused_with_the_fix(tmp_path):
+    from qa.segments import Graph
+
+    bad = tmp_path / "segment.faiss"
+    bad.write_bytes(b"IHNf" + bytes(100))
+    with pytest.raises(IndexCorruptError, match=r"segment.faiss cannot be read as a graph .*`qa build` rebuilds it"):
+        Graph(bad, 10, 384)
