@@ -219,12 +219,12 @@ def _serve(sock: socket.socket, engine) -> None:
                 sock.sendall(pong)
                 continue
             status, body = _answer_frame(engine, frame)
-            if inherited and not inherited <= _inherited_segments(engine):
+            reply = str(status).encode() + body
+            sock.sendall(_LENGTH.pack(len(reply)) + reply)
+            if inherited and not inherited <= _inherited_segments(engine):  # after the reply: no one waits for it
                 gc.unfreeze()
                 gc.collect()
                 inherited = set()
-            reply = str(status).encode() + body
-            sock.sendall(_LENGTH.pack(len(reply)) + reply)
     except (BrokenPipeError, ConnectionResetError):
         pass
     finally:

@@ -463,6 +463,10 @@ def test_a_worker_lets_go_of_the_segments_it_inherited_once_they_are_merged_away
         merged = await asyncio.to_thread(engine.store.merge, engine.index, [seg.name for seg in engine.index.segments])
         assert merged is not None and not {Path(f).name for f in inherited} & {seg.name for seg in merged.segments}
         assert (await p.ask(AskRequest(QUESTIONS[0], 3)))[0] == 200
+        for _ in range(100):  # the worker collects after it has replied
+            if not any(holds(name) for name in inherited):
+                break
+            await asyncio.sleep(0.05)
         seen.append(not any(holds(name) for name in inherited))
         return seen
 
