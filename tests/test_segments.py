@@ -71,7 +71,7 @@ def test_a_trusted_open_as_qa_add_and_remove_do_does_not_list_the_articles_folde
     assert not listed and "by-hand" not in trusted.index.articles  # opened as committed: the folder is not listed
     added = trusted.add_article(STORIES[0], title="Pier repairs", log=quiet, merge="none")["article"]
     assert not listed
-    # a different articles folder, or no trust, is the full check as before: the hand-made file is found
+    # without trust_index, the full check as before: the hand-made file is found
     other = Engine.open(settings_for(tmp_path), embedder=FakeEmbedder(), log=quiet)
     assert listed and "by-hand" in other.index.articles and added in other.index.articles
 
