@@ -112,18 +112,22 @@ def plain_reply(result: Mapping) -> str:
     return "\n".join(lines)
 
 
+def _quote_with_link(answer: Mapping, passages: Sequence[Mapping]) -> str:
+    """The answer's sentence in one pair of quotes, then the link to the passage it cites (when listed)."""
+    cited = next((p for p in passages if int(p["rank"]) == int(answer["citation"])), None)
+    sentence = answer["text"].strip()
+    quoted = esc(sentence) if sentence[:1] in "\"“'‘" else f"<q>{esc(sentence)}</q>"
+    return quoted + (f" {_cite_link(cited)}" if cited else "")
+
+
 def _answered(result: Mapping) -> list[str]:
     """The answer first (the short answer bold, the sentence quoted once with its citation link), then the
     sources, collapsed."""
     passages = result.get("passages") or []
     a = result["answer"]
-    cited = next((p for p in passages if int(p["rank"]) == int(a["citation"])), None)
     span = a.get("span")
     short = f'<strong class="qa-short">{esc(span["text"])}</strong> — ' if span and span.get("text") else ""
-    link = f" {_cite_link(cited)}" if cited else ""
-    sentence = a["text"].strip()
-    quoted = esc(sentence) if sentence[:1] in "\"“'‘" else f"<q>{esc(sentence)}</q>"  # one pair of quotes
-    parts = [f'<p class="qa-answer">{short}{quoted}{link}</p>']
+    parts = [f'<p class="qa-answer">{short}{_quote_with_link(a, passages)}</p>']
     if passages:
         parts.append(f'<details class="qa-sources"><summary>{SOURCES_LABEL} ({len(passages)})</summary>'
                      f'{_passage_list(passages, mark_rank=a["citation"], span=span)}</details>')
@@ -145,12 +149,8 @@ def _uncertain(result: Mapping) -> list[str]:
     short answer), then the closest passages, collapsed."""
     passages = result.get("passages") or []
     a = result["answer"]
-    cited = next((p for p in passages if int(p["rank"]) == int(a["citation"])), None)
-    link = f" {_cite_link(cited)}" if cited else ""
-    sentence = a["text"].strip()
-    quoted = esc(sentence) if sentence[:1] in "\"“'‘" else f"<q>{esc(sentence)}</q>"
     parts = [f'<p class="qa-uncertain" role="note"><strong>{esc(result.get("reason") or MAY_NOT_SAY)}</strong> '
-             f'{CLOSEST_QUOTE}:</p>', f'<blockquote class="qa-closest-quote">{quoted}{link}</blockquote>']
+             f'{CLOSEST_QUOTE}:</p>', f'<blockquote class="qa-closest-quote">{_quote_with_link(a, passages)}</blockquote>']
     if passages:
         parts.append(f'<details class="qa-closest"><summary>{CLOSEST_LABEL} ({len(passages)})</summary>'
                      f'{_passage_list(passages, mark_rank=a["citation"], span=None)}</details>')

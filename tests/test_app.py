@@ -17,6 +17,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -107,18 +109,24 @@ def make_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return project
 
 
-@pytest.fixture(scope="module")
-def servers(tmp_path_factory):
-    """The app without login (/api/ask on two ask workers), with login (no workers: /api/ask answered in the
-    app's process), and one whose workers a test kills; started together (they load in parallel)."""
-    project = make_project(tmp_path_factory)
-    started = [AppServer(project, {"QA_WORKERS": "2"}), AppServer(project, {"QA_AUTH": AUTH_VALUE, "QA_WORKERS": "0"}),
-               AppServer(project, {"QA_WORKERS": "2"})]
+@contextmanager
+def running(*started: AppServer) -> Iterator[tuple[AppServer, ...]]:
+    """App servers started together (they load in parallel), ready; all stopped at the end."""
     try:
         yield tuple(s.wait() for s in started)
     finally:
         for s in started:
             s.stop()
+
+
+@pytest.fixture(scope="module")
+def servers(tmp_path_factory):
+    """The app without login (/api/ask on two ask workers), with login (no workers: /api/ask answered in the
+    app's process), and one whose workers a test kills; started together (they load in parallel)."""
+    project = make_project(tmp_path_factory)
+    with running(AppServer(project, {"QA_WORKERS": "2"}), AppServer(project, {"QA_AUTH": AUTH_VALUE, "QA_WORKERS": "0"}),
+                 AppServer(project, {"QA_WORKERS": "2"})) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")

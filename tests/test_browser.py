@@ -34,9 +34,8 @@ def chat(servers, browser_page: Page) -> Page:
     return browser_page
 
 
-def ask(page: Page, question: str, refused: bool = False):
-    """Type the question, press Enter, and return the new bot message once it is answered (pinned by index); the box
-    is empty again (a refused question goes back into it)."""
+def reply_to(page: Page, question: str):
+    """Type the question, press Enter, and return the new bot message once it is answered (pinned by index)."""
     bots = page.get_by_test_id("bot")
     before = bots.count()
     box = page.locator("#question textarea")
@@ -45,7 +44,13 @@ def ask(page: Page, question: str, refused: bool = False):
     expect(bots).to_have_count(before + 1, timeout=REPLY_TIMEOUT)
     reply = bots.nth(before)
     expect(reply.locator(".qa-pending")).to_have_count(0, timeout=REPLY_TIMEOUT)
-    expect(box).to_have_value(question if refused else "")
+    return reply
+
+
+def ask(page: Page, question: str, refused: bool = False):
+    """`reply_to`, and the box is empty again (a refused question goes back into it)."""
+    reply = reply_to(page, question)
+    expect(page.locator("#question textarea")).to_have_value(question if refused else "")
     return reply
 
 

@@ -20,15 +20,15 @@ from pathlib import Path
 import pytest
 from conftest import CHROMIUM
 from playwright.sync_api import Page, expect
-from test_app import ROOT, SEED_ARTICLE, VICTIMS, VICTIMS_ANSWER, AppServer, api_ask, basic, headers_only, make_project
-from test_browser import axe_violations
+from test_app import ROOT, SEED_ARTICLE, VICTIMS, VICTIMS_ANSWER, AppServer, api_ask, basic, headers_only, make_project, running
+from test_browser import REPLY_TIMEOUT, axe_violations
+from test_browser import reply_to as ask
 
 pytestmark = [
     pytest.mark.browser,
     pytest.mark.skipif(not CHROMIUM.exists(), reason=f"{CHROMIUM} is missing; install it with `apt-get install -y chromium`"),
 ]
 
-REPLY_TIMEOUT = 20_000
 PASTES = Path(__file__).parent / "fixtures" / "pastes"
 DOCS = ROOT / "docs"
 USERS = (("ann", "first-pass"), ("bob", "second-pass"))
@@ -38,14 +38,10 @@ MIGRANTS = "How many migrants were living at police stations?"
 
 @pytest.fixture(scope="module")
 def apps(tmp_path_factory):
-    started = [AppServer(make_project(tmp_path_factory), {"QA_WORKERS": "0"}),
-               AppServer(make_project(tmp_path_factory),
-                         {"QA_WORKERS": "0", "QA_AUTH": ",".join(f"{u}:{p}" for u, p in USERS)})]
-    try:
-        yield tuple(s.wait() for s in started)
-    finally:
-        for s in started:
-            s.stop()
+    with running(AppServer(make_project(tmp_path_factory), {"QA_WORKERS": "0"}),
+                 AppServer(make_project(tmp_path_factory),
+                           {"QA_WORKERS": "0", "QA_AUTH": ",".join(f"{u}:{p}" for u, p in USERS)})) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
@@ -82,19 +78,6 @@ def open_chat(page: Page, url: str, width: int = 1280) -> Page:
     expect(page.locator("#question textarea")).to_be_visible(timeout=REPLY_TIMEOUT)
     expect(page.locator("#article-panel .qa-article")).to_have_count(1, timeout=REPLY_TIMEOUT)  # the page has loaded
     return page
-
-
-def ask(page: Page, question: str):
-    """Type the question, press Enter, and return its reply once it is in (pinned by index)."""
-    bots = page.get_by_test_id("bot")
-    before = bots.count()
-    box = page.locator("#question textarea")
-    box.fill(question)
-    box.press("Enter")
-    expect(bots).to_have_count(before + 1, timeout=REPLY_TIMEOUT)
-    reply = bots.nth(before)
-    expect(reply.locator(".qa-pending")).to_have_count(0, timeout=REPLY_TIMEOUT)
-    return reply
 
 
 def latency(page: Page, ms: int) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 import urllib.request
 
 import pytest
-from test_app import AUTH_USERS, AUTH_VALUE, ROOT, VICTIMS, VICTIMS_ANSWER, AppServer, api_ask, basic, headers_only, make_project
+from test_app import AUTH_USERS, AUTH_VALUE, ROOT, VICTIMS, VICTIMS_ANSWER, AppServer, api_ask, basic, headers_only, make_project, running
 
 LOGIN_USERS = AUTH_VALUE
 
@@ -25,13 +25,9 @@ LOGIN_USERS = AUTH_VALUE
 def apps(tmp_path_factory):
     """One app on loopback (its Host check in force) with short request deadlines, one with a login."""
     project = make_project(tmp_path_factory)
-    started = [AppServer(project, {"GRADIO_SERVER_NAME": "127.0.0.1", "QA_WORKERS": "2", "QA_REQUEST_TIMEOUT": "2"}),
-               AppServer(project, {"QA_AUTH": LOGIN_USERS, "QA_WORKERS": "0"})]
-    try:
-        yield tuple(s.wait() for s in started)
-    finally:
-        for s in started:
-            s.stop()
+    with running(AppServer(project, {"GRADIO_SERVER_NAME": "127.0.0.1", "QA_WORKERS": "2", "QA_REQUEST_TIMEOUT": "2"}),
+                 AppServer(project, {"QA_AUTH": LOGIN_USERS, "QA_WORKERS": "0"})) as started:
+        yield started
 
 
 @pytest.fixture(scope="module")
