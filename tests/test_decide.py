@@ -119,3 +119,22 @@ def test_the_logistic_fit_finds_the_informative_feature_and_platt_calibrates():
     assert abs(w[1] / scale[1]) > 5 * max(abs(w[0] / scale[0]), abs(w[2] / scale[2]))
     a, b = fit_platt(3 * x[:, 1], y)
     assert a == pytest.approx(1.0, abs=0.15) and b == pytest.approx(0.0, abs=0.15)
+
+
+def test_article_stems_are_kept_for_a_bounded_number_of_articles(engine, monkeypatch):
+    """The per-article stems feed one feature of every candidate; kept for the last few articles only, so an ask
+    worker on a large archive does not grow with every article a question touches."""
+    import qa.decide as decide_module
+    from qa.lexical import stem_tokens, words
+
+    monkeypatch.setattr(decide_module, "ARTICLE_STEMS_KEPT", 2)
+    index = engine.index
+    index.__dict__.pop("_article_stems", None)
+    ids = sorted(index.articles)
+    assert len(ids) >= 3
+    for article_id in ids:
+        got = decide_module._article_stems(index, article_id)
+        text = " ".join(index.chunks[r].text for r in index.article_rows[article_id])
+        assert got == frozenset(stem_tokens(words(text)))
+    decide_module._article_stems(index, ids[-2])  # used again: now the most recent
+    assert list(index.__dict__["_article_stems"]) == [ids[-1], ids[-2]]
