@@ -62,6 +62,25 @@ Log = Callable[[str], None]
 MergeMode = Literal["background", "small", "none"]
 
 
+def give_back_free_memory() -> None:
+    """Return the C heap's free pages to the system (glibc's malloc_trim; elsewhere nothing). An add embeds its
+    passages on a thread of the app, whose malloc arena keeps what it freed: measured in the app at 1,000 articles,
+    the server's memory grew by 32 MB over an add, by 21 MB trimmed after it. Takes well under a millisecond."""
+    trim = _malloc_trim()
+    if trim is not None:
+        trim(0)
+
+
+@lru_cache(maxsize=1)
+def _malloc_trim():
+    import ctypes
+
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to trim this way
+        return None
+
+
 def _stderr(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -590,12 +609,13 @@ class Engine:
         return replace(model, answered=answered, uncertain=uncertain)
 
     def warm_up(self) -> None:
-        """Load now what a question would load on first use (the reader, the confidence model, spaCy's pipeline), so
-        that no user waits for it (and forked workers share it)."""
+        """Load now what a question would load on first use (the reader, the confidence model, spaCy's pipeline, the
+        model's word list), so that no user waits for it and forked workers share it rather than each build its own."""
         from .nlp import parse
 
         self.confidence_model  # noqa: B018 - loads the reader too
         parse("Who said what, and when?")
+        self.embedder.is_known_word("when")
 
     def ask(self, question: object, k: int | None = None, *, history: Sequence[Turn] = (),
             articles: Sequence[str] | None = None) -> Answer:
@@ -743,6 +763,7 @@ class Engine:
                 raise
             self._serving = self._serve(index)
         log(f"Added article {new.id} ({len(index.article_rows.get(new.id, ()))} passages)")
+        give_back_free_memory()
         self._merge_if_due(index, merge, log)
         entry = self._entry(index, new.id)
         return {**entry, "notes": list(new.notes)} if new.notes else entry
@@ -771,6 +792,7 @@ class Engine:
             index = self.store.write(current, remove=[article_id], header={"sources": sources})
             self._serving = self._serve(index)
         log(f"Removed article {article_id}")
+        give_back_free_memory()
         self._merge_if_due(index, merge, log)
         return entry
 
@@ -798,6 +820,7 @@ class Engine:
             _stderr(f"article-qa: merging segments failed (the index is unchanged): {exc}")
         finally:
             self._merging.release()
+            give_back_free_memory()
 
     def merge_segments(self, *, everything: bool = False, limit: int | None = None, log: Log = _stderr) -> StoredIndex:
         """Merge segments while the merge policy asks for it (`everything`: all into one, as `qa build` does; `limit`:
