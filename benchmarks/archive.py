@@ -552,8 +552,8 @@ def main() -> None:
         r = measure(n, args, sentences, questions, log)
         r["label"] = args.label
         results.append(r)
-        runs = [x for x in previous["runs"] if not (x.get("label") == args.label and x["articles"] == n
-                                                     and x["filled"] == args.fill)] + results
+        done = {(r["label"], r["articles"], r["filled"]) for r in results}  # this run's rows replace earlier ones
+        runs = [x for x in previous["runs"] if (x.get("label"), x["articles"], x["filled"]) not in done] + results
         if args.json:
             Path(args.json).write_text(json.dumps({"runs": runs}, indent=1) + "\n")
     if args.md:
