@@ -97,8 +97,8 @@ def _share(q: Question, present: frozenset[str]) -> float:
 
 
 def features(q: Question, reading: SentenceReading, readings: Sequence[SentenceReading], hit: Hit, passage_text: str,
-             article_stems: frozenset[str]) -> np.ndarray:
-    """The feature row of one candidate (order: FEATURES)."""
+             article_holds: frozenset[str]) -> np.ndarray:
+    """The feature row of one candidate (order: FEATURES); `article_holds`: the question's stems its article holds."""
     logit = reading.logit if reading.logit is not None else 0.0
     others = [r.logit for r in readings if r is not reading and r.logit is not None]
     margin = logit - max(others) if others else 0.0
@@ -111,7 +111,7 @@ def features(q: Question, reading: SentenceReading, readings: Sequence[SentenceR
         logit, margin, hit.score, max(hit.dense, hit.sentence), hit.lexical,
         0.0 if math.isnan(hit.maxsim) else hit.maxsim, reading.candidate.score,
         float(rank == 1), float(rank >= 2), float(reading.candidate.order),
-        _share(q, _stems(reading.text)), _share(q, _stems(passage_text)), 1.0 - _share(q, article_stems),
+        _share(q, _stems(reading.text)), _share(q, _stems(passage_text)), 1.0 - _share(q, article_holds),
         float(q.typed), float(entity is True), float(entity is False), float(q.yes_no), reader_yes_no, reading.span_prob,
     )
     return np.asarray(row, np.float64)

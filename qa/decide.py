@@ -17,9 +17,7 @@ passage and the status is `answered` or `abstained` by the rules alone.
 from __future__ import annotations
 
 import re
-import threading
-from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -149,8 +147,10 @@ def feature_rows(asked: str, eligible: Sequence[SentenceReading], readings: Sequ
 
     if asked_labels(asked) is not None:  # the entity features will parse the candidates: one batch
         parse_many([r.text for r in eligible])
+    articles = [index.chunks[r.candidate.row].article_id for r in eligible]
+    held = _held_by_articles(index, q.stems, articles)
     return np.vstack([features(q, r, readings, retrieved.hits[r.candidate.rank], index.chunks[r.candidate.row].text,
-                               _article_stems(index, index.chunks[r.candidate.row].article_id)) for r in eligible])
+                               held[a]) for r, a in zip(eligible, articles)])
 
 
 def decide(resolved: Resolved, retrieved: Retrieved, readings: Sequence[SentenceReading], index: StoredIndex, *,
@@ -221,26 +221,20 @@ def _unsettled_event(asked: str, retrieved: Retrieved, index: StoredIndex) -> st
     return f"the passages read never speak of {words}, nor of a word WordNet gives as its synonym or antonym"
 
 
-# articles whose stems are kept, per index: a question's candidates come from a few articles and a conversation stays
-# on one. Measured at 1,000 articles over 220 questions, ~27 KB an article: the 4,096 kept before grew an ask worker by
-# 20 MB (and would have reached ~110 MB on a larger archive), 128 by 7 MB.
-ARTICLE_STEMS_KEPT = 32
-_stems_lock = threading.Lock()  # questions answered on threads share the index's cache
+def _held_by_articles(index: StoredIndex, stems: Sequence[str], article_ids: Iterable[str]) -> dict[str, frozenset[str]]:
+    """For each article, those of `stems` (BM25 stems) that one of its passages holds, read from the index's postings:
+    a binary search per stem and article (an article's rows are consecutive), no pass over its text and nothing kept
+    per article."""
+    from .lexical import STEM, key
 
-
-def _article_stems(index: StoredIndex, article_id: str) -> frozenset[str]:
-    """The stems of an article's story text (the last ARTICLE_STEMS_KEPT articles' kept per index)."""
-    with _stems_lock:
-        cache: OrderedDict[str, frozenset[str]] = index.__dict__.setdefault("_article_stems", OrderedDict())
-        found = cache.get(article_id)
-        if found is not None:
-            cache.move_to_end(article_id)
-            return found
-    from .lexical import stem_tokens, words
-
-    found = frozenset(s for r in index.article_rows.get(article_id, ()) for s in stem_tokens(words(index.chunks[r].text)))
-    with _stems_lock:
-        cache[article_id] = found
-        while len(cache) > ARTICLE_STEMS_KEPT:
-            cache.popitem(last=False)
-    return found
+    found = {s: index.lexical.rows(key(STEM, s)) for s in dict.fromkeys(stems)}  # ascending snapshot rows
+    held: dict[str, frozenset[str]] = {}
+    for article_id in dict.fromkeys(article_ids):
+        rows = index.article_rows.get(article_id)
+        if rows is None or not len(rows):
+            held[article_id] = frozenset()
+            continue
+        first, end = int(rows[0]), int(rows[-1]) + 1
+        held[article_id] = frozenset(s for s, at in found.items()
+                                     if (i := int(np.searchsorted(at, first))) < len(at) and at[i] < end)
+    return held

@@ -121,20 +121,47 @@ def test_the_logistic_fit_finds_the_informative_feature_and_platt_calibrates():
     assert a == pytest.approx(1.0, abs=0.15) and b == pytest.approx(0.0, abs=0.15)
 
 
-def test_article_stems_are_kept_for_a_bounded_number_of_articles(engine, monkeypatch):
-    """The per-article stems feed one feature of every candidate; kept for the last few articles only, so an ask
-    worker on a large archive does not grow with every article a question touches."""
-    import qa.decide as decide_module
+def _held_from_text(index, article_id, stems):
     from qa.lexical import stem_tokens, words
 
-    monkeypatch.setattr(decide_module, "ARTICLE_STEMS_KEPT", 2)
+    text = " ".join(index.chunks[r].text for r in index.article_rows[article_id])
+    return frozenset(stems) & frozenset(stem_tokens(words(text)))
+
+
+def _stems_to_try(index):
+    from qa.lexical import stem_tokens, words
+
+    every = sorted({s for r in range(len(index.chunks)) for s in stem_tokens(words(index.chunks[r].text))})
+    return every + ["zzyzx", "quokka"]  # and two no article holds
+
+
+def test_the_stems_an_article_holds_come_from_the_postings_as_from_its_text(engine):
+    """The "question words the article never uses" feature reads the BM25 postings instead of stemming the article's
+    text (per question, per candidate article): the same sets, for every article and every stem of the corpus."""
+    from qa.decide import _held_by_articles
+
     index = engine.index
-    index.__dict__.pop("_article_stems", None)
-    ids = sorted(index.articles)
-    assert len(ids) >= 3
-    for article_id in ids:
-        got = decide_module._article_stems(index, article_id)
-        text = " ".join(index.chunks[r].text for r in index.article_rows[article_id])
-        assert got == frozenset(stem_tokens(words(text)))
-    decide_module._article_stems(index, ids[-2])  # used again: now the most recent
-    assert list(index.__dict__["_article_stems"]) == [ids[-1], ids[-2]]
+    stems = _stems_to_try(index)
+    held = _held_by_articles(index, stems, list(index.articles))
+    assert set(held) == set(index.articles)
+    for article_id, got in held.items():
+        assert got == _held_from_text(index, article_id, stems), article_id
+    assert sum(map(len, held.values())) > len(index.articles)
+
+
+def test_the_stems_an_article_holds_after_another_is_removed(tmp_path):
+    """Rows shift when an article is tombstoned: an article's rows and the postings' rows must still agree."""
+    from qa.decide import _held_by_articles
+
+    corpus = write_articles(tmp_path / "articles", SMALL_CORPUS)
+    settings = resolve_settings(index_dir=str(tmp_path / "index"), articles=[str(corpus)], model="fake-bow", reader="off")
+    eng = Engine.open(settings, embedder=FakeEmbedder(known_words=["how"]), log=lambda _m: None)
+    first = sorted(eng.index.articles)[0]
+    eng.remove_article(first, log=lambda _m: None, merge="none")
+    index = eng.refresh().index
+    assert first not in index.articles
+    stems = _stems_to_try(index)
+    held = _held_by_articles(index, stems, [*index.articles, first])
+    assert held[first] == frozenset()
+    for article_id in index.articles:
+        assert held[article_id] == _held_from_text(index, article_id, stems), article_id
