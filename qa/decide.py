@@ -222,19 +222,19 @@ def _unsettled_event(asked: str, retrieved: Retrieved, index: StoredIndex) -> st
 
 
 def _held_by_articles(index: StoredIndex, stems: Sequence[str], article_ids: Iterable[str]) -> dict[str, frozenset[str]]:
-    """For each article, those of `stems` (BM25 stems) that one of its passages holds, read from the index's postings:
-    a binary search per stem and article (an article's rows are consecutive), no pass over its text and nothing kept
-    per article."""
+    """For each article, those of `stems` (BM25 stems) that one of its passages holds, read from its segment's
+    postings: a binary search per stem and article (an article's rows are consecutive), so the cost does not grow
+    with the archive, and nothing is kept per article."""
     from .lexical import STEM, key
 
-    found = {s: index.lexical.rows(key(STEM, s)) for s in dict.fromkeys(stems)}  # ascending snapshot rows
+    keys = {s: key(STEM, s) for s in dict.fromkeys(stems)}
     held: dict[str, frozenset[str]] = {}
     for article_id in dict.fromkeys(article_ids):
-        rows = index.article_rows.get(article_id)
-        if rows is None or not len(rows):
+        found = index.articles.where(article_id)
+        if found is None:
             held[article_id] = frozenset()
             continue
-        first, end = int(rows[0]), int(rows[-1]) + 1
-        held[article_id] = frozenset(s for s, at in found.items()
-                                     if (i := int(np.searchsorted(at, first))) < len(at) and at[i] < end)
+        segment = index.segments[found[0]]
+        first, count = segment.ranges[article_id]
+        held[article_id] = frozenset(s for s, k in keys.items() if segment.postings.any_in(k, first, first + count))
     return held

@@ -204,6 +204,12 @@ class Postings:
             return int(self.offsets[i]), int(self.offsets[i + 1])
         return 0, 0
 
+    def any_in(self, k: bytes, first: int, end: int) -> bool:
+        """Whether one of the rows [first, end) holds key `k`: a binary search in its passages, nothing copied."""
+        s, e = self.span(k)
+        i = s + int(np.searchsorted(self.docs[s:e], first))
+        return i < e and int(self.docs[i]) < end
+
     def prefixed(self, prefix: bytes) -> np.ndarray:
         """The keys starting with `prefix` (a contiguous run of the sorted keys)."""
         lo = int(np.searchsorted(self.keys, prefix))
