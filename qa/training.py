@@ -611,7 +611,70 @@ def apply_step(model, opt, sched, loss) -> float:
     return float(loss.detach())
 
 
-def train(model, rows: Sequence[dict], opts: TrainOptions, seed: int) -> list[float]:
+CHECKPOINT_EVERY = 50  # steps between two checkpoints (~5 min of a 4-layer run on 2 CPUs)
+
+
+def _run_key(opts: TrainOptions, seed: int, rows: int) -> dict:
+    """What a checkpoint must agree on to be resumed: the same run, the same data size."""
+    return {"seed": seed, "rows": rows, "layers": opts.layers, "max_length": opts.max_length, "epochs": opts.epochs,
+            "batch_size": opts.batch_size, "lr": opts.lr, "warmup": opts.warmup, "span_weight": opts.span_weight,
+            "max_steps": opts.max_steps}
+
+
+def save_checkpoint(folder: Path, model, opt, sched, state: dict) -> None:
+    """The training state after a step, as plain files (safetensors and JSON, no pickle): the model's weights,
+    AdamW's moments, the schedule, the random states. Replaced whole: a crash mid-write leaves the previous one."""
+    import torch
+    from safetensors.torch import save_file
+
+    tensors = {f"model/{k}": v.detach().contiguous() for k, v in model.state_dict().items()}
+    opt_state = opt.state_dict()
+    for i, per in opt_state["state"].items():
+        for name, v in per.items():
+            tensors[f"opt/{i}/{name}"] = torch.as_tensor(v).detach().contiguous()
+    tensors["rng/torch"] = torch.get_rng_state()
+    meta = {**state, "param_groups": opt_state["param_groups"], "opt_names": {str(i): sorted(per) for i, per in opt_state["state"].items()},
+            "sched": {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"}}
+    tmp = folder.with_name(folder.name + f".tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    save_file(tensors, str(tmp / "state.safetensors"))
+    (tmp / "state.json").write_text(json.dumps(meta) + "\n", encoding="utf-8")
+    if folder.exists():
+        old = folder.with_name(folder.name + f".old{os.getpid()}")
+        os.replace(folder, old)
+        os.replace(tmp, folder)
+        import shutil
+
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        os.replace(tmp, folder)
+
+
+def load_checkpoint(folder: Path, model, opt, sched, key: dict) -> dict | None:
+    """Restore a run from `folder` (None when there is none); refuses a checkpoint of another run."""
+    import torch
+    from safetensors.torch import load_file
+
+    if not (folder / "state.json").is_file():
+        return None
+    meta = json.loads((folder / "state.json").read_text(encoding="utf-8"))
+    if meta.get("key") != key:
+        raise SystemExit(f"error: the checkpoint in {folder}/ is of another run ({meta.get('key')}), not {key}; "
+                         "delete it or choose another --checkpoint folder")
+    tensors = load_file(str(folder / "state.safetensors"))
+    model.load_state_dict({k[len("model/"):]: v for k, v in tensors.items() if k.startswith("model/")})
+    opt.load_state_dict({"state": {int(i): {n: tensors[f"opt/{i}/{n}"] for n in names} for i, names in meta["opt_names"].items()},
+                         "param_groups": meta["param_groups"]})
+    sched.load_state_dict({**sched.state_dict(), **meta["sched"]})
+    torch.set_rng_state(tensors["rng/torch"])
+    return meta
+
+
+def train(model, rows: Sequence[dict], opts: TrainOptions, seed: int, checkpoint: Path | None = None,
+          every: int = CHECKPOINT_EVERY) -> list[float]:
+    """Train `model` on `rows`. With `checkpoint`, the state is saved there every `every` steps and a run started
+    again with the same options resumes from it, with the same batches in the same order (a run longer than a
+    machine stays up is done in parts)."""
     import torch
 
     rng = random.Random(seed)
@@ -622,10 +685,21 @@ def train(model, rows: Sequence[dict], opts: TrainOptions, seed: int) -> list[fl
     opt, sched = optimizer_for(model, opts.lr, total, opts.warmup)
     bce = torch.nn.BCEWithLogitsLoss()
     ce = torch.nn.CrossEntropyLoss(reduction="sum")
+    key = _run_key(opts, seed, len(rows))
+    step, losses, skip, before = 0, [], 0, 0.0
+    resumed = load_checkpoint(checkpoint, model, opt, sched, key) if checkpoint is not None else None
+    if resumed is not None:
+        step, losses, skip, before = resumed["step"], resumed["losses"], resumed["in_epoch"], resumed["seconds"]
+        version, state, gauss = resumed["epoch_rng"]
+        rng.setstate((version, tuple(state), gauss))
+        log(f"  resumed from {checkpoint}/ at step {step}/{total}")
     model.train()
-    step, losses, t0 = 0, [], time.time()
+    t0 = time.time()
     while step < total:
-        for b in make_batches(rows, opts.batch_size, rng):
+        epoch_rng = rng.getstate()
+        for i, b in enumerate(make_batches(rows, opts.batch_size, rng)):
+            if i < skip:
+                continue
             if step >= total:
                 break
             answer, start, end = model(torch.from_numpy(b.input_ids), torch.from_numpy(b.attention_mask),
@@ -640,6 +714,12 @@ def train(model, rows: Sequence[dict], opts: TrainOptions, seed: int) -> list[fl
             step += 1
             if step % 100 == 0 or step == total:
                 log(f"  step {step}/{total}  loss {np.mean(losses[-100:]):.4f}  {time.time() - t0:.0f}s")
+            if checkpoint is not None and (step % every == 0 or step == total):
+                save_checkpoint(checkpoint, model, opt, sched, {"key": key, "step": step, "in_epoch": i + 1,
+                                                                  "epoch_rng": [epoch_rng[0], list(epoch_rng[1]), epoch_rng[2]],
+                                                                  "losses": [round(x, 6) for x in losses],
+                                                                  "seconds": round(before + time.time() - t0, 1)})
+        skip = 0
     model.eval()
     return losses
 
@@ -905,6 +985,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--limit-examples", type=int, default=None)
     parser.add_argument("--quick", action="store_true", help="CI smoke run: 1 layer, at most 8 steps on 64 examples, gold-paragraph calibration on 40 questions")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--checkpoint", default=None,
+                        help=f"folder for the training state, saved every {CHECKPOINT_EVERY} steps; the same command run "
+                             "again resumes from it (delete it once the model folder is written)")
     args = parser.parse_args(argv)
     if args.quick:
         args.layers, args.max_steps, args.limit_examples, args.calibrate_on = 1, args.max_steps or 8, args.limit_examples or 64, "gold"
@@ -956,8 +1039,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                          lr=args.lr, span_weight=args.span_weight, max_steps=args.max_steps, threads=args.threads)
     model = build_reader(args.layers)
     t_train = time.time()
-    losses = train(model, rows, topts, args.seed)
+    checkpoint = Path(args.checkpoint) if args.checkpoint else None
+    losses = train(model, rows, topts, args.seed, checkpoint)
     train_seconds = time.time() - t_train
+    if checkpoint is not None:  # every part of the run, not only the last
+        train_seconds = json.loads((checkpoint / "state.json").read_text(encoding="utf-8"))["seconds"]
     log(f"trained in {train_seconds:.0f}s")
 
     # --- export, then calibrate the exported (int8) model itself ---

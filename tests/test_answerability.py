@@ -186,3 +186,53 @@ def test_tiny_training_run_gives_a_loadable_model(tmp_path):
     m = AnswerabilityModel.load(out)
     (r,) = m.read("When did Oslo become a city?", "It became a city in 1048.", [(0, 25)])
     assert 0.0 <= r.answer_prob <= 1.0
+
+
+def test_a_training_run_stopped_midway_resumes_from_its_checkpoint_to_the_same_weights(tmp_path, monkeypatch):
+    """A run too long for one sitting is done in parts: stopped after step 5 and started again, it ends where an
+    unbroken run ends (same batches, same optimiser moments, same dropout), and a checkpoint of another run is
+    refused by name."""
+    import torch
+    from tokenizers import Tokenizer
+
+    from qa import training
+
+    examples = [training.Example(f"When did city {i} open?", f"City {i} opened in {1900 + i}.", i % 2,
+                                 (14 + len(str(i)), 18 + len(str(i))) if i % 2 else None, "pos") for i in range(20)]
+    tokenizer = Tokenizer.from_file(str(Path(training.base_model_path()) / "tokenizer.json"))
+    rows = training.encode_examples(tokenizer, examples, 32)
+    opts = training.TrainOptions(layers=1, max_length=32, epochs=2.0, batch_size=8)  # 3 steps an epoch, 6 in all
+
+    def run(checkpoint=None):
+        training.set_seed(5, 1)
+        model = training.build_reader(1)
+        training.train(model, rows, opts, seed=5, checkpoint=checkpoint, every=4)
+        return {k: v.clone() for k, v in model.state_dict().items()}
+
+    unbroken = run()
+    real_step, calls = training.apply_step, []
+
+    def counted(*args):
+        if stop_at is not None and len(calls) == stop_at:
+            raise KeyboardInterrupt
+        calls.append(1)
+        return real_step(*args)
+
+    monkeypatch.setattr(training, "apply_step", counted)
+    stop_at = 5
+    with pytest.raises(KeyboardInterrupt):
+        run(tmp_path / "ckpt")
+    saved = json.loads((tmp_path / "ckpt" / "state.json").read_text())
+    assert (saved["step"], saved["in_epoch"]) == (4, 1)  # saved every 4 steps: one batch into the second epoch
+    calls.clear()
+    stop_at = None
+    resumed = run(tmp_path / "ckpt")
+    assert len(calls) == 2  # steps 5 and 6: the fifth again, not all six
+    assert json.loads((tmp_path / "ckpt" / "state.json").read_text())["step"] == 6
+    assert all(torch.allclose(unbroken[k], resumed[k], atol=1e-6) for k in unbroken)
+    initial = training.build_reader(1).state_dict()
+    assert not all(torch.equal(unbroken[k], initial[k]) for k in unbroken)  # it did train
+
+    other = training.TrainOptions(layers=1, max_length=32, epochs=2.0, batch_size=8, lr=5e-5)
+    with pytest.raises(SystemExit, match="checkpoint .* is of another run"):
+        training.train(training.build_reader(1), rows, other, seed=5, checkpoint=tmp_path / "ckpt")
