@@ -19,7 +19,7 @@ def _settings(args: argparse.Namespace, **extra):
 
     return resolve_settings(
         index_dir=getattr(args, "index", None), model=getattr(args, "model", None), backend=getattr(args, "backend", None),
-        rebuild="never" if getattr(args, "no_rebuild", False) else None, **extra,
+        rebuild="never" if getattr(args, "no_rebuild", False) else None, store=getattr(args, "store", None), **extra,
     )
 
 
@@ -33,9 +33,10 @@ def cmd_build(args: argparse.Namespace) -> int:
     settings = _settings(args, articles=args.paths or None)
     t = time.perf_counter()
     engine = Engine.open(settings, force=args.force, export_onnx=not args.no_onnx, compact=True, progress=_progress())
-    m = engine.index.manifest
-    print(f"{m['counts']['articles']} article(s), {m['counts']['passages']} passages, model {m['model']['name']}, "
-          f"queries on {engine.embedder.backend}, index {settings.index_dir}/ ({time.perf_counter() - t:.1f} s)")
+    counts = engine.index.counts()
+    where = f"index {settings.index_dir}/" if settings.store == "files" else f"Qdrant {engine.store.where}"
+    print(f"{counts['articles']} article(s), {counts['passages']} passages, model {engine.index.model}, "
+          f"queries on {engine.embedder.backend}, {where} ({time.perf_counter() - t:.1f} s)")
     return 0
 
 
@@ -554,6 +555,9 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--index", help="index folder (QA_INDEX_DIR; default index/)")
     common.add_argument("--model", help="sentence-transformers model name or path (QA_MODEL)")
     common.add_argument("--backend", choices=["auto", "onnx", "torch"], help="query encoder (QA_BACKEND, default auto)")
+    common.add_argument("--store", choices=["files", "qdrant"],
+                        help="where the archive lives (QA_STORE, default files); qdrant: QA_QDRANT_URL or QA_QDRANT_PATH. "
+                             "`qa build --store qdrant` copies the files index there with its vectors")
 
     b = sub.add_parser("build", parents=[common], help="build or update the index")
     b.add_argument("paths", nargs="*", help="article files or folders (default: the index's own, else articles/)")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -18,6 +18,7 @@ PERSISTENT_STORAGE = Path("/data")  # a Hugging Face Space's persistent storage,
 Backend = Literal["auto", "onnx", "torch"]
 Rebuild = Literal["auto", "never"]
 Precision = Literal["auto", "float32", "bfloat16"]
+StoreKind = Literal["files", "qdrant"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +54,13 @@ class Settings:
     # QA_FEEDBACK: the file the chat's 👍/👎 feedback is appended to (gold lines for `qa eval`); None = the default,
     # feedback.jsonl in the working folder, or /data/feedback.jsonl on a Space with persistent storage
     feedback: str | None = None
+    # where the archive lives (qa/store.py): files = segments in the index folder (the default); qdrant =
+    # a Qdrant server at QA_QDRANT_URL (QA_QDRANT_API_KEY), or embedded local mode in QA_QDRANT_PATH (qa/qdrant_store.py)
+    store: StoreKind = "files"  # QA_STORE
+    qdrant_url: str | None = None  # QA_QDRANT_URL
+    qdrant_api_key: str | None = field(default=None, repr=False)  # QA_QDRANT_API_KEY (never printed)
+    qdrant_path: str | None = None  # QA_QDRANT_PATH
+    qdrant_collection: str = "article_qa"  # QA_QDRANT_COLLECTION: the prefix of its two collections
 
     def validate(self) -> Settings:
         if self.backend not in ("auto", "onnx", "torch"):
@@ -85,6 +93,12 @@ class Settings:
         if self.feedback is not None and (not self.feedback.strip() or Path(self.feedback).is_dir()):
             raise ConfigError(f"QA_FEEDBACK={self.feedback!r} is not a file name; give a file, e.g. "
                               "QA_FEEDBACK=/data/feedback.jsonl, or unset it for feedback.jsonl.")
+        if self.store not in ("files", "qdrant"):
+            raise ConfigError(f"QA_STORE must be files or qdrant, not {self.store!r}.")
+        if self.store == "qdrant" and bool(self.qdrant_url) == bool(self.qdrant_path):
+            raise ConfigError("QA_STORE=qdrant needs exactly one of QA_QDRANT_URL (a Qdrant server, e.g. "
+                              "http://qdrant:6333) and QA_QDRANT_PATH (embedded local mode, e.g. qdrant-data); "
+                              f"got QA_QDRANT_URL={self.qdrant_url!r}, QA_QDRANT_PATH={self.qdrant_path!r}.")
         if self.articles is not None and not self.articles:
             raise ConfigError("QA_ARTICLES names no path; unset it or give e.g. QA_ARTICLES=articles.")
         return self

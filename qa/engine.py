@@ -367,7 +367,7 @@ class Serving:
 
     index: StoredIndex
     retriever: Retriever
-    stamp: tuple[int, int, int] | None  # (mtime, inode, size) of the manifest it was opened from
+    stamp: tuple | None  # (mtime, inode, size) of the manifest it was opened from; ("qdrant", generation) in Qdrant
 
 
 @dataclass(frozen=True)
@@ -385,13 +385,13 @@ class Engine:
     """Load once, then `ask` many times; add and remove articles while serving."""
 
     def __init__(self, index: StoredIndex, embedder: Embedder, settings: Settings,
-                 method: FusionMethod = "hybrid") -> None:
+                 method: FusionMethod = "hybrid", store=None) -> None:
         _single_threaded_blas()
         self.embedder = embedder
         self.settings = settings
         self.method = method
         self.files = ArticleFiles()
-        self.store = FilesStore(index.folder)
+        self.store = store if store is not None else FilesStore(index.folder)  # or a QdrantStore (qa/qdrant_store.py)
         self._reload = threading.Lock()
         self._merging = threading.Lock()  # one background merge at a time in this process
         self._serving = self._serve(index)
@@ -400,6 +400,8 @@ class Engine:
         s = self.settings
         retriever = Retriever(index, dense_weight=s.dense_weight, maxsim_weight=s.maxsim_weight,
                               candidates=s.candidates, rerank=s.rerank, method=self.method)
+        if not isinstance(self.store, FilesStore):  # the state lives in Qdrant: its generation says when it changed
+            return Serving(index, retriever, ("qdrant", index.generation))
         if index.stamp is None:
             index.stamp = self.store.stamp() if _generation(index.folder) == index.generation else None
         return Serving(index, retriever, index.stamp)
@@ -454,6 +456,9 @@ class Engine:
         (`qa build`, `qa ask`, the app's start).
         """
         settings = settings or resolve_settings()
+        if settings.store == "qdrant":
+            return cls._open_qdrant(settings, articles=articles, sources=sources, embedder=embedder, force=force,
+                                    export_onnx=export_onnx, compact=compact, progress=progress, log=log, method=method)
         folder = settings.index_path
         store = FilesStore(folder)
         try:
@@ -538,6 +543,38 @@ class Engine:
                     index = store.merge(index, plan, log=log, locked=True) or store.latest(None)
         log(f"Index ready: {len(index.articles)} article(s), {len(index.chunks)} passages in {folder}/")
         return cls(index, embedder, settings, method)
+
+    @classmethod
+    def _open_qdrant(cls, settings: Settings, *, articles, sources, embedder, force: bool, export_onnx: bool,
+                     compact: bool, progress: bool, log: Log, method: FusionMethod) -> Engine:
+        """Open the archive in Qdrant (QA_STORE=qdrant). When Qdrant holds none, or on `qa build` (`compact`), the
+        files index is built or brought up to date as usual and copied into Qdrant with its vectors (no
+        re-embedding); otherwise no article file and no index folder is read: the state is Qdrant's."""
+        from .qdrant_store import QdrantStore, copy_index
+
+        store = QdrantStore.connect(url=settings.qdrant_url, api_key=settings.qdrant_api_key, path=settings.qdrant_path,
+                                    collection=settings.qdrant_collection)
+        snapshot = None
+        if not (compact or force):
+            try:
+                snapshot = store.open()
+            except IndexMissingError:
+                if settings.rebuild == "never":
+                    raise
+        if snapshot is None:
+            files = cls.open(replace(settings, store="files"), articles=articles, sources=sources, embedder=embedder,
+                             force=force, export_onnx=export_onnx, compact=compact, progress=progress, log=log,
+                             method=method)
+            log(f"Copying the index in {settings.index_path}/ to Qdrant {store.where} (its vectors: nothing is embedded)")
+            snapshot = copy_index(files.index, store, log=log)
+            embedder = files.embedder
+        elif snapshot.model != settings.model:
+            raise StaleIndexError(f"The archive in Qdrant {store.where} was built with model {snapshot.model!r}, not "
+                                  f"{settings.model!r}; run `qa build` with QA_STORE=qdrant, or drop --model / QA_MODEL.")
+        if embedder is None:
+            embedder = cls._query_embedder(settings, settings.index_path, export_onnx=False, log=log)
+        log(f"Index ready: {len(snapshot.articles)} article(s), {len(snapshot.chunks)} passages in Qdrant {store.where}")
+        return cls(snapshot, embedder, settings, method, store=store)
 
     @staticmethod
     def _query_embedder(settings: Settings, folder: Path, *, export_onnx: bool, log: Log) -> Embedder:
@@ -653,7 +690,9 @@ class Engine:
 
     def _flag_stale(self, answer: Answer, index: StoredIndex) -> Answer:
         """Mark citations whose article file changed since it was indexed (their offsets may not match it any
-        more) and say so in the answer's warnings."""
+        more) and say so in the answer's warnings. A Qdrant store keeps the texts it cites: nothing to check."""
+        if not isinstance(self.store, FilesStore):
+            return answer
         stale = {}
         for p in answer.passages:
             info = index.articles.get(p.citation.article)
@@ -683,6 +722,8 @@ class Engine:
         serving = self._serving
         if serving.stamp is None:
             return serving  # not served from a folder that others write
+        if not isinstance(self.store, FilesStore):
+            return self._refresh_from_store(serving)
         if self.store.stamp() == serving.stamp:
             return serving
         with self._reload:
@@ -699,6 +740,25 @@ class Engine:
                 return self._serving
             self._serving = replace(serving, stamp=index.stamp) if index is serving.index else self._serve(index)
             return self._serving
+
+    def _refresh_from_store(self, serving: Serving) -> Serving:
+        """A store other processes and servers write (Qdrant): one read of its state's generation a question; a newer
+        state is opened once, reusing the writes already read. Qdrant unreachable is the question's error."""
+        if not self.store.changed(serving.index):
+            return serving
+        with self._reload:
+            serving = self._serving
+            index = self.store.latest(serving.index)
+            if index is not serving.index:
+                self._serving = self._serve(index)
+            return self._serving
+
+    def article_text(self, info) -> str | None:
+        """The text an article's citations point into: its file as indexed, or for a Qdrant store the copy kept
+        there (a server that never saw the file still shows it). None when it is gone or changed."""
+        if not isinstance(self.store, FilesStore):
+            return self.index.article_text(info.id)
+        return self.files.text(info.path, info.sha256)
 
     # --- articles staff add and remove ----------------------------------------------------------------------
 
@@ -718,6 +778,12 @@ class Engine:
         for source in self.index.sources:
             if Path(source).is_dir():
                 return Path(source)
+        if not isinstance(self.store, FilesStore) and self.settings.articles:
+            # a server of a shared Qdrant archive built elsewhere: added files are kept here too (Qdrant holds the text)
+            folder = Path(self.settings.articles[0])
+            if not folder.suffix:
+                folder.mkdir(parents=True, exist_ok=True)
+                return folder
         raise ConfigError(
             "Articles can only be added when the index is built from a folder of articles (its sources are "
             f"{self.index.sources or 'none'}); set QA_ARTICLES to a folder, e.g. QA_ARTICLES=articles, and run `qa build`.")
@@ -783,7 +849,9 @@ class Engine:
                 raise ArticleError(f"{article_id!r} is the only article; add another before removing it.")
             entry = self._entry(current, article_id)
             path = Path(info.path)
-            if not any(path.resolve().is_relative_to(Path(s).resolve()) for s in current.sources if Path(s).is_dir()):
+            shared = not isinstance(self.store, FilesStore)  # Qdrant: the archive is the truth, a file here is a copy
+            if not shared and not any(path.resolve().is_relative_to(Path(s).resolve()) for s in current.sources
+                                      if Path(s).is_dir()):
                 raise ArticleError(f"Article {article_id!r} comes from {entry['path']}, outside the articles folder; "
                                    "remove that file and run `qa build`.")
             path.unlink(missing_ok=True)  # first: a crash after it leaves an index naming a missing file, which the
@@ -803,7 +871,7 @@ class Engine:
     # --- merging segments -------------------------------------------------------------------------------------
 
     def _merge_if_due(self, index: StoredIndex, mode: MergeMode, log: Log) -> None:
-        if mode == "none" or not merge_plan(index):
+        if mode == "none" or not isinstance(self.store, FilesStore) or not merge_plan(index):
             return
         if mode == "small":
             index = self.merge_segments(limit=INLINE_MERGE_PASSAGES, log=log)

@@ -47,6 +47,10 @@ class IndexBusyError(QAError):
     """Another process holds the index folder's writer lock for longer than the caller would wait."""
 
 
+class StoreUnavailableError(QAError):
+    """The archive's store (Qdrant) cannot be reached or refused a request; nothing was changed by the failed call."""
+
+
 class StaleIndexError(QAError):
     """The index no longer matches the articles or settings, and rebuilding was not allowed."""
 
@@ -66,6 +70,7 @@ _HTTP_STATUS: tuple[tuple[type[QAError], int], ...] = (
     (ArticleError, 400),
     (ArticleNotFoundError, 404),
     (IndexBusyError, 503),
+    (StoreUnavailableError, 503),
 )
 
 

@@ -218,7 +218,7 @@ class ChatHandlers:
             info = articles[min(articles)]
         if info is None:
             return None, "No article in the index yet: add one." if not articles else "That article is not in the index."
-        raw = self.engine.files.text(info.path, info.sha256)
+        raw = self.engine.article_text(info)
         if raw is None:
             return None, f"The file of article “{info.title}” is missing or has changed since it was indexed."
         article = parse_article(raw, article_id=info.id, path=info.path, sha256=info.sha256)

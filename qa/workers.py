@@ -150,8 +150,11 @@ def _answer_frame(engine, frame: bytes) -> tuple[int, bytes]:
 
 def forkable(engine) -> bool:
     """Whether workers may be forked from a process holding `engine`: its questions run on onnxruntime with
-    one thread (QA_THREADS=1, as the app sets it). PyTorch's OpenMP thread pool does not survive a fork."""
-    return engine.embedder.backend == "onnx" and os.environ.get("QA_THREADS") == "1"
+    one thread (QA_THREADS=1, as the app sets it). PyTorch's OpenMP thread pool does not survive a fork, and
+    neither does a Qdrant client (its connections; in local mode, its database file): with QA_STORE=qdrant the
+    server answers in its own process, and more app servers share the archive instead."""
+    return (engine.embedder.backend == "onnx" and os.environ.get("QA_THREADS") == "1"
+            and getattr(engine.settings, "store", "files") == "files")
 
 
 def _how(status: int) -> str:
@@ -410,6 +413,9 @@ class AskPool:
     def __init__(self, engine, count: int, log: Callable[[str], None] = _stderr, *, timeout: float | None = None,
                  ping_interval: float = 5.0, ping_timeout: float = 2.0, max_replacements: int = 5,
                  spawn_timeout: float = 10.0) -> None:
+        if getattr(engine.settings, "store", "files") != "files":
+            raise ConfigError("ask workers are not forked with QA_STORE=qdrant (a Qdrant client does not survive a "
+                              "fork); run more app servers over the same Qdrant instead")
         if not forkable(engine):
             raise ConfigError(f"Ask workers need the ONNX query encoder with QA_THREADS=1 (this engine: "
                               f"{engine.embedder.backend}, QA_THREADS={os.environ.get('QA_THREADS')!r}); "

@@ -1,0 +1,193 @@
+"""The Qdrant store (qa/qdrant_store.py) against the real qdrant-client in embedded local mode, and against a Qdrant
+server when QA_QDRANT_URL is set: the same passages, scores and answers as the files store; the state lives in
+Qdrant (another engine answers from an article added through the first, with exact citation spans); writers take
+turns and never overwrite each other's commit; an unreachable Qdrant is a clear error, never a traceback.
+No mock of Qdrant."""
+
+from __future__ import annotations
+
+import json
+import os
+import uuid
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import seed_engine  # noqa: F401  (fixture)
+
+from qa import Engine
+from qa.errors import IndexBusyError, StaleIndexError, StoreUnavailableError
+from qa.qdrant_store import QdrantStore, copy_index
+
+ROOT = Path(__file__).resolve().parent.parent
+NEWS = ROOT.parent / "shared" / "news-dev"
+STORY = """Council approves bike lanes on Main Street
+
+The city council voted 7-2 on Tuesday to build protected bike lanes along Main Street.
+
+Council member Dana Ortiz sponsored the measure, which will cost $4.2 million.
+
+Construction is to begin in March and end by November, the transport department said.
+"""
+
+
+def _questions(*names: str) -> list[str]:
+    return [json.loads(line)["question"] for name in names for line in (ROOT / "eval" / name).read_text().splitlines()
+            if line.strip()]
+
+
+def _key(answer) -> tuple:
+    """What a reader sees of an answer: sentence, status, short answer, confidence, reason, and each passage's
+    citation span and score."""
+    return (answer.text, answer.status, answer.span, None if answer.confidence is None else round(answer.confidence, 5),
+            answer.reason, [(p.citation.article, p.citation.start, p.citation.end, round(p.score, 5)) for p in answer.passages])
+
+
+def _qdrant_engine(files_engine: Engine, path: Path, articles: Path, store: QdrantStore | None = None) -> Engine:
+    store = store or QdrantStore.connect(path=path)
+    snapshot = store.latest(None) if store.state() is not None else copy_index(files_engine.index, store)
+    settings = replace(files_engine.settings, store="qdrant", qdrant_path=str(path), articles=(str(articles),))
+    return Engine(snapshot, files_engine.embedder, settings, store=store)
+
+
+@pytest.fixture
+def qdrant_engine(seed_engine, tmp_path):  # noqa: F811
+    engine = _qdrant_engine(seed_engine, tmp_path / "qdrant", tmp_path / "articles")
+    yield engine
+    engine.store.close()
+
+
+def test_both_stores_give_the_same_answers_passages_and_scores(seed_engine, qdrant_engine):  # noqa: F811
+    questions = _questions("seed.jsonl")  # holdout and SQuAD: benchmarks/qdrant.py (docs/qdrant.md)
+    assert len(questions) >= 20
+    differ = [q for q in questions if _key(seed_engine.ask(q)) != _key(qdrant_engine.ask(q))]
+    assert differ == []
+    scoped = seed_engine.index.chunks[0].article_id
+    q = "Who is the chief administrator of COPA?"
+    assert _key(seed_engine.ask(q, articles=[scoped])) == _key(qdrant_engine.ask(q, articles=[scoped]))
+
+
+def test_the_snapshot_reads_back_what_the_files_index_holds(seed_engine, qdrant_engine):  # noqa: F811
+    files, qd = seed_engine.index, qdrant_engine.index
+    assert list(qd.articles.items()) == list(files.articles.items())
+    assert list(qd.chunks) == list(files.chunks) and qd.counts()["sentences"] == files.counts()["sentences"]
+    rows = np.arange(len(files.chunks))
+    assert np.array_equal(qd.vectors_of(rows), files.vectors_of(rows))
+    for (t1, o1), (t2, o2) in zip(qd.tokens_of(rows), files.tokens_of(rows)):
+        assert np.array_equal(t1, t2) and np.array_equal(o1, o2)
+    assert all(np.array_equal(a, b) for a, b in zip(qd.sentence_vectors_of(rows), files.sentence_vectors_of(rows)))
+    for q in ("How many migrants were living at police stations?", "Who runs COPA?", "tracking numbers"):
+        v = seed_engine.query(q).vector
+        for scope in (None, rows[::3]):
+            a, b = qd.dense_search(v, 7, scope), files.dense_search(v, 7, scope)
+            assert np.array_equal(a[0], b[0]) and np.allclose(a[1], b[1], atol=1e-5)
+        tokens = ["migrant", "polic", "station"]
+        assert np.array_equal(qd.lexical_search(tokens, 5)[0], files.lexical_search(tokens, 5)[0])
+
+
+def test_an_article_added_through_one_engine_is_answered_by_another_then_removed(seed_engine, tmp_path):  # noqa: F811
+    """Two engines with their own store objects over one Qdrant database (local mode lets one client hold it):
+    what one adds, the other answers at its next question, with citation spans that cut the stored text exactly;
+    what the second removes is gone from the first; and a fresh open of the path, with no index folder and no
+    article file, is the state Qdrant holds."""
+    first = _qdrant_engine(seed_engine, tmp_path / "qdrant", tmp_path / "articles")
+    other_store = QdrantStore(first.store.client, where=first.store.where)
+    second = _qdrant_engine(seed_engine, tmp_path / "qdrant", tmp_path / "articles", store=other_store)
+    try:
+        entry = first.add_article(STORY, log=lambda _m: None)
+        answer = second.ask("Who sponsored the bike lane measure?")
+        assert answer.passages[0].citation.article == entry["article"]
+        stored = second.article_text(second.index.articles[entry["article"]])
+        mine = [p for p in answer.passages if p.citation.article == entry["article"]]
+        assert all(stored[p.citation.start : p.citation.end] == p.text for p in mine)
+        assert any("Dana Ortiz sponsored the measure" in p.text for p in mine)
+        assert entry["article"] in {a["article"] for a in second.list_articles()}
+
+        second.remove_article(entry["article"], log=lambda _m: None)
+        assert entry["article"] not in {a["article"] for a in first.list_articles()}
+        assert all(p.citation.article != entry["article"] for p in first.ask("Who sponsored the bike lane measure?").passages)
+    finally:
+        first.store.close()
+    settings = replace(first.settings, index_dir=str(tmp_path / "no-index-here"), articles=None)
+    reopened = Engine.open(settings, embedder=seed_engine.embedder, log=lambda _m: None)
+    try:
+        assert not (tmp_path / "no-index-here").exists()
+        assert sorted(reopened.index.articles) == sorted(seed_engine.index.articles)
+        assert _key(reopened.ask("How many migrants were living at police stations?")) == \
+            _key(seed_engine.ask("How many migrants were living at police stations?"))
+    finally:
+        reopened.store.close()
+
+
+def test_writers_take_turns_and_a_commit_never_overwrites_another(seed_engine, tmp_path):  # noqa: F811
+    one = QdrantStore.connect(path=tmp_path / "qdrant")
+    try:
+        copy_index(seed_engine.index, one)
+        two = QdrantStore(one.client, where=one.where)
+        with two.writing():
+            with pytest.raises(IndexBusyError, match="Another writer .* holds the archive"):
+                with one.writing(timeout=0.3):
+                    pass
+        read = one.state()
+        current = two.latest(None)
+        with two.writing():
+            two.write(current, remove=[next(iter(current.articles))] if len(current.articles) > 1 else [])
+        behind = dict(read, generation=read["generation"] + 1, commit=uuid.uuid4().hex)
+        with pytest.raises(StaleIndexError, match="Another writer changed the archive"):
+            one._commit(read, behind)
+        assert one.state()["generation"] == read["generation"] + 1 and one.state()["commit"] != behind["commit"]
+    finally:
+        one.close()
+
+
+def test_an_unreachable_qdrant_is_a_clear_error_at_start_and_per_question(seed_engine, qdrant_engine):  # noqa: F811
+    down = "http://127.0.0.1:9"  # the discard port: nothing listens
+    settings = replace(seed_engine.settings, store="qdrant", qdrant_url=down, qdrant_path=None)
+    with pytest.raises(StoreUnavailableError, match=r"Qdrant at http://127.0.0.1:9 failed to .*QA_QDRANT_URL"):
+        Engine.open(settings, embedder=seed_engine.embedder, log=lambda _m: None)
+    # serving, then Qdrant goes away: each question gets the error; the engine keeps serving once it is back
+    gone = QdrantStore.connect(url=down)
+    serving_store = qdrant_engine.store
+    qdrant_engine.store = gone
+    with pytest.raises(StoreUnavailableError, match="Nothing was changed"):
+        qdrant_engine.ask("Who runs COPA?")
+    qdrant_engine.store = serving_store
+    assert qdrant_engine.ask("Who runs COPA?").passages
+
+
+def test_qdrant_settings_are_checked():
+    from qa.config import resolve_settings
+    from qa.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="exactly one of QA_QDRANT_URL"):
+        resolve_settings(store="qdrant")
+    with pytest.raises(ConfigError, match="QA_STORE must be files or qdrant"):
+        resolve_settings(store="faiss")
+    secret = resolve_settings(store="qdrant", qdrant_url="http://q:6333", qdrant_api_key="s3cret")
+    assert "s3cret" not in repr(secret)
+
+
+@pytest.mark.skipif(not os.environ.get("QA_QDRANT_URL"),
+                    reason="needs a Qdrant server: set QA_QDRANT_URL (and QA_QDRANT_API_KEY); none can be installed "
+                           "on the CI machine, whose embedded counterpart is the test above")
+def test_two_app_engines_over_one_qdrant_server(seed_engine, tmp_path):  # noqa: F811
+    url, key = os.environ["QA_QDRANT_URL"], os.environ.get("QA_QDRANT_API_KEY")
+    collection = f"article_qa_test_{uuid.uuid4().hex[:8]}"
+    stores = [QdrantStore.connect(url=url, api_key=key, collection=collection) for _ in range(2)]
+    try:
+        copy_index(seed_engine.index, stores[0])
+        settings = replace(seed_engine.settings, store="qdrant", qdrant_url=url, qdrant_api_key=key,
+                           qdrant_collection=collection, articles=(str(tmp_path / "articles"),))
+        first, second = (Engine(s.latest(None), seed_engine.embedder, settings, store=s) for s in stores)
+        entry = first.add_article(STORY, log=lambda _m: None)
+        top = second.ask("Who sponsored the bike lane measure?").passages[0]
+        assert top.citation.article == entry["article"]
+        assert second.article_text(second.index.articles[entry["article"]])[top.citation.start : top.citation.end] == top.text
+        second.remove_article(entry["article"], log=lambda _m: None)
+        assert entry["article"] not in {a["article"] for a in first.list_articles()}
+    finally:
+        for name in (f"{collection}_passages", f"{collection}_articles"):
+            stores[0].client.delete_collection(name)
+        for s in stores:
+            s.close()
