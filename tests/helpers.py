@@ -194,6 +194,28 @@ def seed_engine(tmp_path_factory):
     return _SEED_ENGINE["engine"]
 
 
+_QDRANT_ENGINE: dict[str, object] = {}
+
+
+@pytest.fixture(scope="session", params=["files", "qdrant"])
+def engine_on_each_store(request, seed_engine, tmp_path_factory):
+    """The seed engine on the files store, then on a copy of its archive in Qdrant's embedded local mode
+    (qa/qdrant_store.py, the real qdrant-client): a test taking this runs on both stores."""
+    if request.param == "files":
+        return seed_engine
+    if "engine" not in _QDRANT_ENGINE:
+        from dataclasses import replace
+
+        from qa import Engine
+        from qa.qdrant_store import QdrantStore, copy_index
+
+        path = tmp_path_factory.mktemp("seed-qdrant") / "qdrant"
+        store = QdrantStore.connect(path=path)
+        settings = replace(seed_engine.settings, store="qdrant", qdrant_path=str(path))
+        _QDRANT_ENGINE["engine"] = Engine(copy_index(seed_engine.index, store), seed_engine.embedder, settings, store=store)
+    return _QDRANT_ENGINE["engine"]
+
+
 def answering(engine):
     """The engine with both confidence thresholds at 0: every question the rules let through is `answered`. For
     tests of which sentence and which short answer the stages choose, whatever thresholds the confidence model was

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpers import history, seed_engine  # noqa: F401 - fixture
+from helpers import engine_on_each_store, history, seed_engine  # noqa: F401 - fixtures
 from qa.conversation import REFUSAL_PREFIX, _names, follow_up_boost, needs_context, reply_text, resolve, without_context
 from qa.evaluation import is_conversation_file, load_conversations
 from qa.validation import Turn
@@ -105,7 +105,8 @@ def test_reply_text_is_the_answer_or_the_refusal_with_the_short_answer_first():
 
 
 @pytest.mark.slow
-def test_a_follow_up_is_answered_from_the_passage_of_the_answer_it_follows(seed_engine):
+def test_a_follow_up_is_answered_from_the_passage_of_the_answer_it_follows(engine_on_each_store):
+    seed_engine = engine_on_each_store
     first = seed_engine.ask("Were any victims identified?").to_json()
     assert "not identified any migrants" in first["answer"]["text"]
     h = history(("Were any victims identified?", reply_text(first)))
@@ -119,7 +120,8 @@ def test_a_follow_up_is_answered_from_the_passage_of_the_answer_it_follows(seed_
 
 
 @pytest.mark.slow
-def test_a_follow_up_with_nothing_to_follow_says_so(seed_engine):
+def test_a_follow_up_with_nothing_to_follow_says_so(engine_on_each_store):
+    seed_engine = engine_on_each_store
     alone = seed_engine.ask("Who said that?").to_json()
     assert alone["abstained"] and alone["reason"] == \
         "Nothing earlier in this conversation says what 'that' refers to: ask the whole question."

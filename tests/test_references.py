@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from helpers import converse, history, seed_article_path, seed_engine, seed_reader_engine  # noqa: F401 - fixtures
+from helpers import answering, converse, engine_on_each_store, history, seed_article_path, seed_engine, seed_reader_engine  # noqa: F401 - fixtures
 from qa.conversation import definite_noun, demonstrative_noun, resolve
 from qa.references import article_gender, gender_lookup, referent_lookup
 
@@ -53,8 +53,8 @@ def test_his_is_not_a_woman_the_article_calls_she():
 
 
 @pytest.mark.slow
-def test_a_refusal_does_not_put_a_wrong_name_in_the_question(seed_engine):
-    _, his = converse(seed_engine, "Were any victims identified?", "Who said that?", "whats his name")
+def test_a_refusal_does_not_put_a_wrong_name_in_the_question(engine_on_each_store):
+    _, his = converse(engine_on_each_store, "Were any victims identified?", "Who said that?", "whats his name")
     assert his["abstained"] and his["reason"] == "The article does not say what his name is."
 
 
@@ -115,9 +115,9 @@ def test_that_bureau_is_spelled_out_with_the_name_the_article_gives_it():
 
 
 @pytest.mark.slow
-def test_which_district_in_the_issues_conversation(seed_reader_engine):
+def test_which_district_in_the_issues_conversation(engine_on_each_store):
     # "Which district?" was refused ("The article does not say"), and the 10th District is in the article
-    _, which = converse(seed_reader_engine, "Were any victims identified?", "Who said that?", "What is her role?",
+    _, which = converse(answering(engine_on_each_store), "Were any victims identified?", "Who said that?", "What is her role?",
                         "Which district?")
     assert not which["abstained"] and "10th District" in which["answer"]["text"]
     # the short answer is the district named, with offsets into the file (not the reader's "Chicago" or "10th")
