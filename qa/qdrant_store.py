@@ -155,7 +155,7 @@ class QdrantSnapshot(StoredIndex):
     def __init__(self, store: QdrantStore, state: dict, writes: list[QdrantWrite], deleted: list[frozenset[str]]) -> None:
         self.store = store
         super().__init__(store.folder, state, writes, deleted)  # type: ignore[arg-type]
-        self.root = None
+        self.root = Path.cwd()  # paths are shown relative to the server's working folder when under it
         self.sources = list(state["sources"])
         self.stamp = None
         self._writes = [w.write for w in writes]

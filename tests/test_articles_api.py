@@ -32,14 +32,24 @@ def call(base: str, method: str, path: str, body: object = None, raw: bytes | No
         return exc.code, json.loads(exc.read())
 
 
+STORES = {"files": {}, "qdrant": {"QA_STORE": "qdrant", "QA_QDRANT_PATH": "qdrant"}}  # Qdrant: embedded, in the project
+
+
+@pytest.fixture(scope="module", params=list(STORES))
+def store(request) -> dict:
+    """The whole module runs on each store: the files index, and Qdrant (the app copies the index there at its
+    first start, then keeps its state there)."""
+    return STORES[request.param]
+
+
 @pytest.fixture(scope="module")
-def project(tmp_path_factory) -> Path:
+def project(tmp_path_factory, store) -> Path:
     return make_project(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
-def app(project):
-    server = AppServer(project, {"QA_WORKERS": "2", "QA_MAX_ARTICLES": "3"}).wait()
+def app(project, store):
+    server = AppServer(project, {"QA_WORKERS": "2", "QA_MAX_ARTICLES": "3", **store}).wait()
     yield server
     server.stop()
 
@@ -152,14 +162,15 @@ def test_adding_while_eight_clients_ask_fails_no_request_and_mixes_no_index(app)
     assert call(app.url, "DELETE", f"/api/articles/{entry['article']}")[0] == 200
 
 
-def test_added_articles_survive_a_restart_with_the_same_answers(app, project, added):
+def test_added_articles_survive_a_restart_with_the_same_answers(app, project, added, store):
     answers = [api_ask(app.url, {"question": q, "article": added["article"]})[1] for q, _ in QUESTIONS]
     app.stop()
     app.proc.wait(30)
-    again = AppServer(project, {"QA_WORKERS": "2"}).wait()
+    again = AppServer(project, {"QA_WORKERS": "2", **store}).wait()
     try:
         assert added["article"] in [a["article"] for a in call(again.url, "GET", "/api/articles")[1]["articles"]]
         assert [api_ask(again.url, {"question": q, "article": added["article"]})[1] for q, _ in QUESTIONS] == answers
         assert "Building the index" not in again.output() and "Updating the index" not in again.output()
+        assert ("passages in Qdrant local mode" in again.output()) == bool(store)  # served from Qdrant, not index/
     finally:
         again.stop()
