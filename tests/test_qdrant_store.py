@@ -152,7 +152,15 @@ def test_an_unreachable_qdrant_is_a_clear_error_at_start_and_per_question(seed_e
     qdrant_engine.store = gone
     with pytest.raises(StoreUnavailableError, match="Nothing was changed"):
         qdrant_engine.ask("Who runs COPA?")
+    from qa.validation import parse_ask_request
+    from qa.workers import answer_json
+
+    status, body = answer_json(qdrant_engine, parse_ask_request({"question": "Who runs COPA?"}, max_question_chars=1000, max_k=50))
+    assert status == 503 and "Qdrant at http://127.0.0.1:9" in json.loads(body)["error"]  # /api/ask's reply
+    with pytest.raises(StoreUnavailableError):
+        qdrant_engine.add_article(STORY, log=lambda _m: None)
     qdrant_engine.store = serving_store
+    assert len(qdrant_engine.list_articles()) == 1  # the failed add committed nothing
     assert qdrant_engine.ask("Who runs COPA?").passages
 
 
