@@ -5,6 +5,7 @@ the same run, so the ratio is what to read), and on the archive an add and a rem
 
     python benchmarks/qdrant.py --json benchmarks/qdrant.json --md benchmarks/qdrant.md
     QA_QDRANT_URL=http://host:6333 python benchmarks/qdrant.py ...   # a Qdrant server instead of local mode
+    python benchmarks/qdrant.py --skip-sets --archive .bench/archive/this-1000-fill ...   # a synthetic archive
 
 Sets: the seed and holdout gold sets on the seed article (articles/), and --squad-sample questions of SQuAD v1.1
 dev (its 48 articles, 2,249 passages, in one index; the files index is kept in .bench/qdrant-squad-index).
@@ -98,6 +99,11 @@ def main() -> int:
     ap.add_argument("--squad-sample", type=int, default=300)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("-k", type=int, default=5)
+    ap.add_argument("--archive", action="append", default=[],
+                    help="also a synthetic archive of benchmarks/archive.py (its folder: index/ and articles/), asked "
+                         "--archive-questions SQuAD questions; only whether replies match and the speed mean anything there")
+    ap.add_argument("--archive-questions", type=int, default=100)
+    ap.add_argument("--skip-sets", action="store_true", help="only the --archive runs")
     ap.add_argument("--json")
     ap.add_argument("--md")
     args = ap.parse_args()
@@ -112,19 +118,27 @@ def main() -> int:
         os.chdir(work)  # the engine's added articles go to this copy, never the repository's articles/
         quiet = lambda _m: None  # noqa: E731
         seed = Engine.open(resolve_settings(index_dir=str(work / "index"), articles=[str(work / "articles")]), log=quiet)
-        for name in ("seed", "holdout"):
-            rows.append(run_set(name, seed, load_gold(ROOT / "eval" / f"{name}.jsonl"), tmp, args.k))
-            print(json.dumps(rows[-1]), flush=True)
         articles, golds = squad_corpus(SQUAD)
-        kept = ROOT / ".bench" / "qdrant-squad-index"  # built once (~5 min), then copied: the run adds and removes
-        if not kept.is_dir():
-            Engine.open(resolve_settings(index_dir=str(kept)), articles=articles, sources=[str(SQUAD)], log=print)
-        shutil.copytree(kept, tmp / "squad-index")
-        squad = Engine.open(resolve_settings(index_dir=str(tmp / "squad-index")), articles=articles, sources=[str(SQUAD)],
-                            log=quiet)
-        squad.index.sources.append(str(work / "articles"))  # the added story's folder (an add and a remove need one)
-        rows.append(run_set("squad", squad, sample(golds, args.squad_sample, args.seed), tmp, args.k))
-        print(json.dumps(rows[-1]), flush=True)
+        if not args.skip_sets:
+            for name in ("seed", "holdout"):
+                rows.append(run_set(name, seed, load_gold(ROOT / "eval" / f"{name}.jsonl"), tmp, args.k))
+                print(json.dumps(rows[-1]), flush=True)
+            kept = ROOT / ".bench" / "qdrant-squad-index"  # built once (~5 min), then copied: the run adds and removes
+            if not kept.is_dir():
+                Engine.open(resolve_settings(index_dir=str(kept)), articles=articles, sources=[str(SQUAD)], log=print)
+            shutil.copytree(kept, tmp / "squad-index")
+            squad = Engine.open(resolve_settings(index_dir=str(tmp / "squad-index")), articles=articles,
+                                sources=[str(SQUAD)], log=quiet)
+            squad.index.sources.append(str(work / "articles"))  # the added story's folder (an add and a remove need one)
+            rows.append(run_set("squad", squad, sample(golds, args.squad_sample, args.seed), tmp, args.k))
+            print(json.dumps(rows[-1]), flush=True)
+        for folder in map(Path, args.archive):
+            shutil.copytree(folder / "index", tmp / folder.name / "index")
+            shutil.copytree(folder / "articles", tmp / folder.name / "articles")
+            archive = Engine.open(resolve_settings(index_dir=str(tmp / folder.name / "index"),
+                                                   articles=[str(tmp / folder.name / "articles")]), log=quiet, trust_index=True)
+            rows.append(run_set(folder.name, archive, sample(golds, args.archive_questions, args.seed), tmp, args.k))
+            print(json.dumps(rows[-1]), flush=True)
     where = "server " + os.environ["QA_QDRANT_URL"] if os.environ.get("QA_QDRANT_URL") else "embedded local mode"
     report = {"qdrant": where, "k": args.k, "rows": rows}
     if out_json:
@@ -132,7 +146,7 @@ def main() -> int:
     if out_md:
         lines = [f"Qdrant: {where}; k = {args.k}; `python benchmarks/qdrant.py`\n",
                  ("| set | questions | passages | hit@1 files / qdrant | hit@3 files / qdrant | same reply | ask p50 ms files / "
-                  "qdrant | p95 ms files / qdrant | add s files / qdrant | remove s files / qdrant | copy s | qdrant RSS +MB |"),
+                  "qdrant | p95 ms files / qdrant | add s files / qdrant | remove s files / qdrant | copy s | peak RSS +MB (qdrant copy) |"),
                  "|---|---|---|---|---|---|---|---|---|---|---|---|"]
         for r in rows:
             f, q = r["files"], r["qdrant"]

@@ -413,20 +413,23 @@ class QdrantStore:
         """The writer's turn across every process and server: a lease point only one holder can insert."""
         m = _models()
         deadline = None if timeout is None else time.monotonic() + timeout
-        with self._lock:
+        if not self._lock.acquire(timeout=-1 if timeout is None else timeout):  # a writer of this process first
+            raise IndexBusyError(f"Another writer of this process holds the archive in Qdrant {self.where}; try again "
+                                 "when its change is done.")
+        try:
             self._create_lease_collection()
             told = False
+            token = uuid.uuid4().hex
             while True:
                 self.call("take the writer's lease", self.client.upsert, self.articles_collection, points=[
                     m.PointStruct(id=LEASE_ID, vector={}, payload={"kind": "lease", "holder": self._holder,
-                                                                   "since": time.time()})],
+                                                                   "token": token, "since": time.time()})],
                     update_mode=m.UpdateMode.INSERT_ONLY)
                 held = self.call("read the writer's lease", self.client.retrieve, self.articles_collection, ids=[LEASE_ID])
-                if held and held[0].payload.get("holder") == self._holder:
+                if held and held[0].payload.get("token") == token:
                     break
                 if held and time.time() - float(held[0].payload.get("since", 0)) > LEASE_SECONDS:
-                    self.call("take over a dead writer's lease", self.client.delete, self.articles_collection,
-                              points_selector=m.PointIdsList(points=[LEASE_ID]))
+                    self._drop_lease(str(held[0].payload.get("token")))  # that lease only, not one taken since
                     continue
                 if deadline is not None and time.monotonic() > deadline:
                     who = held[0].payload.get("holder") if held else "?"
@@ -439,8 +442,15 @@ class QdrantStore:
             try:
                 yield
             finally:
-                self.call("give back the writer's lease", self.client.delete, self.articles_collection,
-                          points_selector=m.PointIdsList(points=[LEASE_ID]))
+                self._drop_lease(token)
+        finally:
+            self._lock.release()
+
+    def _drop_lease(self, token: str) -> None:
+        m = _models()
+        self.call("give back the writer's lease", self.client.delete, self.articles_collection,
+                  points_selector=m.FilterSelector(filter=m.Filter(must=[
+                      m.HasIdCondition(has_id=[LEASE_ID]), m.FieldCondition(key="token", match=m.MatchValue(value=token))])))
 
     def _create_lease_collection(self) -> None:
         if not self._exists(self.articles_collection):

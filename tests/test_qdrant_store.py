@@ -14,11 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from qdrant_client import models
 from helpers import seed_engine  # noqa: F401  (fixture)
 
 from qa import Engine
 from qa.errors import IndexBusyError, StaleIndexError, StoreUnavailableError
-from qa.qdrant_store import QdrantStore, copy_index
+from qa.qdrant_store import LEASE_ID, QdrantStore, copy_index
 
 ROOT = Path(__file__).resolve().parent.parent
 NEWS = ROOT.parent / "shared" / "news-dev"
@@ -129,6 +130,13 @@ def test_writers_take_turns_and_a_commit_never_overwrites_another(seed_engine, t
             with pytest.raises(IndexBusyError, match="Another writer .* holds the archive"):
                 with one.writing(timeout=0.3):
                     pass
+        with one.writing(timeout=1):  # given back: the next writer gets it at once
+            lease = one.client.retrieve(one.articles_collection, ids=[LEASE_ID])[0].payload
+            assert lease["holder"] == one._holder
+        stale = {"kind": "lease", "holder": "dead:1", "token": "t0", "since": 0.0}  # a writer that died long ago
+        one.client.upsert(one.articles_collection, points=[models.PointStruct(id=LEASE_ID, vector={}, payload=stale)])
+        with two.writing(timeout=1):
+            assert two.client.retrieve(two.articles_collection, ids=[LEASE_ID])[0].payload["holder"] == two._holder
         read = one.state()
         current = two.latest(None)
         with two.writing():
