@@ -108,6 +108,7 @@ def main() -> int:
     ap.add_argument("--md")
     args = ap.parse_args()
     out_json, out_md = (Path(p).resolve() if p else None for p in (args.json, args.md))
+    archives = [Path(a).resolve() for a in args.archive]
     rows = []
     with tempfile.TemporaryDirectory() as d:
         tmp = Path(d)
@@ -132,7 +133,7 @@ def main() -> int:
             squad.index.sources.append(str(work / "articles"))  # the added story's folder (an add and a remove need one)
             rows.append(run_set("squad", squad, sample(golds, args.squad_sample, args.seed), tmp, args.k))
             print(json.dumps(rows[-1]), flush=True)
-        for folder in map(Path, args.archive):
+        for folder in archives:
             shutil.copytree(folder / "index", tmp / folder.name / "index")
             shutil.copytree(folder / "articles", tmp / folder.name / "articles")
             archive = Engine.open(resolve_settings(index_dir=str(tmp / folder.name / "index"),

@@ -561,6 +561,13 @@ class Engine:
             except IndexMissingError:
                 if settings.rebuild == "never":
                     raise
+        if snapshot is not None and articles is not None and {a.id for a in articles} != set(snapshot.articles):
+            # an explicit corpus (`qa eval --squad`) that is not the archive Qdrant holds: copied there, as a stale
+            # files index is rebuilt
+            if settings.rebuild == "never":
+                raise StaleIndexError(f"The archive in Qdrant {store.where} does not hold these articles; run "
+                                      "`qa build --store qdrant`, or unset QA_REBUILD / drop --no-rebuild.")
+            snapshot = None
         if snapshot is None:
             files = cls.open(replace(settings, store="files"), articles=articles, sources=sources, embedder=embedder,
                              force=force, export_onnx=export_onnx, compact=compact, progress=progress, log=log,

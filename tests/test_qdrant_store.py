@@ -225,3 +225,17 @@ def test_every_seed_conversation_gets_the_same_replies_from_both_stores(seed_eng
             files = seed_engine.ask(t.question, history=check_history(turns))
             assert _key(qdrant_engine.ask(t.question, history=check_history(turns))) == _key(files), (c.id, t.question)
             turns += [{"role": "user", "content": t.question}, {"role": "assistant", "content": reply_text(files.to_json())}]
+
+
+def test_an_explicit_corpus_that_is_not_the_archive_in_qdrant_is_not_answered_from_it(seed_engine, tmp_path):  # noqa: F811
+    from helpers import seed_article_path
+
+    from qa.articles import read_article
+
+    store = QdrantStore.connect(path=tmp_path / "qdrant")
+    copy_index(seed_engine.index, store)
+    store.close()
+    other = read_article(seed_article_path(), "another-id", 1_000_000)
+    settings = replace(seed_engine.settings, store="qdrant", qdrant_path=str(tmp_path / "qdrant"), rebuild="never")
+    with pytest.raises(StaleIndexError, match="does not hold these articles"):
+        Engine.open(settings, articles=[other], embedder=seed_engine.embedder, log=lambda _m: None)
