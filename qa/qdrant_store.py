@@ -287,8 +287,8 @@ class QdrantStore:
         try:
             from qdrant_client import QdrantClient
         except ImportError:
-            raise StoreUnavailableError("QA_STORE=qdrant needs qdrant-client: `pip install -e '.[qdrant]'` "
-                                        "(or QA_STORE=files).") from None
+            raise StoreUnavailableError("QA_STORE=qdrant needs qdrant-client (requirements.txt): `pip install "
+                                        "qdrant-client==1.20.0`, or QA_STORE=files.") from None
         if bool(url) == bool(path):
             raise StoreUnavailableError("QA_STORE=qdrant needs exactly one of QA_QDRANT_URL (a Qdrant server) and "
                                         f"QA_QDRANT_PATH (embedded local mode); got url={url!r}, path={path!r}.")
