@@ -105,6 +105,13 @@ def test_an_article_added_through_one_engine_is_answered_by_another_then_removed
         assert any("Dana Ortiz sponsored the measure" in p.text for p in mine)
         assert entry["article"] in {a["article"] for a in second.list_articles()}
 
+        # the article panel of a server whose disk never held the file shows the text Qdrant keeps
+        (tmp_path / "articles" / f"{entry['article']}.txt").unlink()
+        from qa.webchat import ChatHandlers
+
+        article, problem = ChatHandlers(second, log=lambda _m: None)._article(entry["article"])
+        assert problem is None and "Dana Ortiz sponsored the measure" in article.raw
+
         second.remove_article(entry["article"], log=lambda _m: None)
         assert entry["article"] not in {a["article"] for a in first.list_articles()}
         assert all(p.citation.article != entry["article"] for p in first.ask("Who sponsored the bike lane measure?").passages)
@@ -200,6 +207,13 @@ def test_two_app_engines_over_one_qdrant_server(seed_engine, tmp_path):  # noqa:
         top = second.ask("Who sponsored the bike lane measure?").passages[0]
         assert top.citation.article == entry["article"]
         assert second.article_text(second.index.articles[entry["article"]])[top.citation.start : top.citation.end] == top.text
+        # the article panel of a server whose disk never held the file shows the text Qdrant keeps
+        (tmp_path / "articles" / f"{entry['article']}.txt").unlink()
+        from qa.webchat import ChatHandlers
+
+        article, problem = ChatHandlers(second, log=lambda _m: None)._article(entry["article"])
+        assert problem is None and "Dana Ortiz sponsored the measure" in article.raw
+
         second.remove_article(entry["article"], log=lambda _m: None)
         assert entry["article"] not in {a["article"] for a in first.list_articles()}
     finally:
