@@ -27,7 +27,6 @@ change.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import socket
@@ -42,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from . import quantize
+from .articles import ArticleFiles
 from .errors import IndexBusyError, IndexMissingError, StaleIndexError, StoreUnavailableError
 from .lexical import Postings
 from .segments import NewArticle, Segment
@@ -97,8 +97,11 @@ class QdrantWrite:
     def __init__(self, write: int, passages: list[dict], articles: list[dict]) -> None:
         self.write = write
         self.name = f"write-{write}"
-        passages = sorted(passages, key=lambda p: p["seq"])
+        listed = {a["id"] for a in articles}  # a passage whose article point is gone (removed meanwhile) is not a row
+        passages = sorted((p for p in passages if p["article"] in listed), key=lambda p: p["seq"])
         self.passages = len(passages)
+        # the write's numbering (seq) has gaps when articles removed before this process read it are left out
+        self.seqs = np.array([int(p["seq"]) for p in passages], dtype=np.int64)
         self.ids = [point_id(f"{p['article']}/{write}/{p['seq']}") for p in passages]
         self.texts = [p["text"] for p in passages]
         self._chunks = [Chunk(p["article"], int(p["paragraph"]), int(p["start"]), int(p["end"]), p["text"],
@@ -136,6 +139,11 @@ class QdrantWrite:
     def sentences_of(self, article_ids) -> int:
         return sum(self._sentences[a] for a in article_ids)
 
+    def local_of(self, seq: int) -> int | None:
+        """This part's row of the write's passage `seq`, None when it holds none."""
+        i = int(np.searchsorted(self.seqs, seq))
+        return i if i < len(self.seqs) and self.seqs[i] == seq else None
+
     def chunk(self, local: int) -> Chunk:
         return self._chunks[local]
 
@@ -158,8 +166,9 @@ class QdrantSnapshot(StoredIndex):
         self.root = Path.cwd()  # paths are shown relative to the server's working folder when under it
         self.sources = list(state["sources"])
         self.stamp = None
-        self._writes = [w.write for w in writes]
-        self._removed = sorted(set().union(*deleted)) if deleted else []
+        self._position = {w.write: s for s, w in enumerate(writes)}  # write number -> its place among the segments
+        self._last_write = int(state.get("last_write", 0))
+        self._tombstones = [(w.write, sorted(d)) for w, d in zip(writes, deleted) if d]
 
     def __repr__(self) -> str:
         return (f"<QdrantSnapshot {self.store.where} generation {self.generation}: {len(self.articles)} articles, "
@@ -177,21 +186,28 @@ class QdrantSnapshot(StoredIndex):
         return out
 
     def _row_of(self, write: int, seq: int) -> int | None:
-        try:
-            s = self._writes.index(write)
-        except ValueError:
+        """The snapshot row of passage `seq` of a write, None when this state does not hold it (a write dropped or
+        not yet committed, a removed article)."""
+        s = self._position.get(write)
+        local = None if s is None else self.segments[s].local_of(seq)  # type: ignore[attr-defined]
+        if local is None:
             return None
         live = self.live_rows[s]
         if live is None:
-            return int(self.bases[s]) + seq
-        at = int(np.searchsorted(live, seq))
-        return int(self.bases[s]) + at if at < len(live) and live[at] == seq else None
+            return int(self.bases[s]) + local
+        at = int(np.searchsorted(live, local))
+        return int(self.bases[s]) + at if at < len(live) and live[at] == local else None
 
     def _scope(self):
+        """This state's points: writes up to its last (later ones are not committed for it; dropped ones are
+        deleted, and `_row_of` leaves out what is still there), less its tombstones. Its size does not grow with
+        the number of adds."""
         m = _models()
-        must = [m.FieldCondition(key="write", match=m.MatchAny(any=self._writes))]
-        must_not = [m.FieldCondition(key="article", match=m.MatchAny(any=self._removed))] if self._removed else []
-        return m.Filter(must=must, must_not=must_not or None)
+        must_not = [m.Filter(must=[m.FieldCondition(key="write", match=m.MatchValue(value=w)),
+                                   m.FieldCondition(key="article", match=m.MatchAny(any=gone))])
+                    for w, gone in self._tombstones]
+        return m.Filter(must=[m.FieldCondition(key="write", range=m.Range(lte=self._last_write))],
+                        must_not=must_not or None)
 
     def _vectors(self, rows: Sequence[int], name: str, payload: list[str] | bool = False) -> list:
         ids = self.ids_of(rows)
@@ -334,7 +350,10 @@ class QdrantStore:
                 warnings.simplefilter("ignore")
                 for key, kind in (("article", m.PayloadSchemaType.KEYWORD), ("write", m.PayloadSchemaType.INTEGER)):
                     self.call("index a payload field", self.client.create_payload_index, self.passages, key, kind)
-        if not self._exists(self.articles_collection):
+        self._create_articles_collection()
+
+    def _create_articles_collection(self) -> None:
+        if not self._exists(self.articles_collection):  # vectorless points: articles, the state, the writer's lease
             self.call("create the articles collection", self.client.create_collection, self.articles_collection,
                       vectors_config={})
 
@@ -417,7 +436,7 @@ class QdrantStore:
             raise IndexBusyError(f"Another writer of this process holds the archive in Qdrant {self.where}; try again "
                                  "when its change is done.")
         try:
-            self._create_lease_collection()
+            self._create_articles_collection()
             told = False
             token = uuid.uuid4().hex
             while True:
@@ -452,11 +471,6 @@ class QdrantStore:
                   points_selector=m.FilterSelector(filter=m.Filter(must=[
                       m.HasIdCondition(has_id=[LEASE_ID]), m.FieldCondition(key="token", match=m.MatchValue(value=token))])))
 
-    def _create_lease_collection(self) -> None:
-        if not self._exists(self.articles_collection):
-            self.call("create the articles collection", self.client.create_collection, self.articles_collection,
-                      vectors_config={})
-
     def write(self, current: QdrantSnapshot | None, *, add: Iterable[NewArticle] = (), remove: Iterable[str] = (),
               header: dict | None = None, replace_all: bool = False, decoded: bool = False) -> QdrantSnapshot:
         """One atomic change (call inside `writing()`): the articles of `add` as one new write, those of `remove`
@@ -484,13 +498,14 @@ class QdrantStore:
                       m.FieldCondition(key="kind", match=m.MatchValue(value="article")),
                       m.FieldCondition(key="write", range=m.Range(gte=number))])))
         gone = set(remove)
+        files = ArticleFiles(capacity=1)
         added: list[str] = []
         passages, articles = [], []
         seq = 0
         for order, article in enumerate(add):
             info = article.info
             added.append(info.id)
-            text = _article_text(info)
+            text = files.text(info.path, info.sha256)  # the indexed file's text, offsets intact; None if changed
             articles.append(m.PointStruct(id=point_id(f"article/{info.id}/{number}"), vector={}, payload={
                 "kind": "article", "write": number, "order": order, "id": info.id, "path": info.path, "title": info.title,
                 "date": info.date, "sha256": info.sha256, "url": info.url, "source": info.source, "content": info.content,
@@ -533,7 +548,7 @@ class QdrantStore:
                      "chunking": header["chunking"], "embedded_by": header.get("embedded_by") or {},
                      "sources": list(header.get("sources") or []), "codec": quantize.CODEC,
                      "last_write": number if added else (0 if state is None else int(state.get("last_write", 0))),
-                     "writes": entries, "segments": [{"name": f"write-{e['write']}", "deleted": e["deleted"]} for e in entries]}
+                     "writes": entries}
         self._commit(state, new_state)
         # the tombstoned and replaced articles' points of older writes, and writes with nothing live, are deleted now
         stale = m.Filter(must=[m.FieldCondition(key="write", match=m.MatchAny(any=dropped))])
@@ -567,15 +582,6 @@ class QdrantStore:
         if now is None or now.get("commit") != new_state["commit"]:
             raise StaleIndexError(f"Another writer changed the archive in Qdrant {self.where} during this change; "
                                   "nothing of this one was committed. Try again.")
-
-
-def _article_text(info: ArticleInfo) -> str | None:
-    """The indexed file's text, offsets intact (as qa.articles.ArticleFiles reads it); None when it has changed."""
-    try:
-        data = Path(info.path).read_bytes()
-    except OSError:
-        return None
-    return data.decode("utf-8", "replace") if hashlib.sha256(data).hexdigest() == info.sha256 else None
 
 
 

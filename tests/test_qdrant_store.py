@@ -252,3 +252,32 @@ def test_an_explicit_corpus_that_is_not_the_archive_in_qdrant_is_not_answered_fr
     settings = replace(seed_engine.settings, store="qdrant", qdrant_path=str(tmp_path / "qdrant"), rebuild="never")
     with pytest.raises(StaleIndexError, match="does not hold these articles"):
         Engine.open(settings, articles=[other], embedder=seed_engine.embedder, log=lambda _m: None)
+
+
+def test_a_fresh_open_after_a_remove_from_a_shared_write_answers_as_the_files_store(seed_engine, tmp_path):  # noqa: F811
+    """Two articles copied into Qdrant in one write, one of them removed, then the archive opened by a process that
+    never saw it whole: the write's numbering now has a gap, and every reply still equals the files store's."""
+    from helpers import seed_article_path
+
+    from qa import resolve_settings
+
+    articles = tmp_path / "articles"
+    articles.mkdir()
+    (articles / "seed.txt").write_bytes(seed_article_path().read_bytes())
+    (articles / "council.txt").write_text(STORY, encoding="utf-8")
+    files = Engine.open(resolve_settings(index_dir=str(tmp_path / "index"), articles=[str(articles)]),
+                        embedder=seed_engine.embedder, log=lambda _m: None)
+    first = _qdrant_engine(files, tmp_path / "qdrant", articles)
+    assert len(first.index.segments) == 1 and len(first.index.articles) == 2  # one write holds both
+    try:
+        assert first.index.articles.where("council") is not None and first.index.article_rows["council"][0] == 0
+        first.remove_article("council", log=lambda _m: None)  # the write's first passages
+    finally:
+        first.store.close()
+    files.remove_article("council", log=lambda _m: None, merge="none")
+    reopened = Engine.open(replace(first.settings, articles=None), embedder=seed_engine.embedder, log=lambda _m: None)
+    try:
+        for q in _questions("seed.jsonl")[:12]:
+            assert _key(reopened.ask(q)) == _key(files.ask(q)), q
+    finally:
+        reopened.store.close()
