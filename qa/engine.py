@@ -400,7 +400,7 @@ class Engine:
         s = self.settings
         retriever = Retriever(index, dense_weight=s.dense_weight, maxsim_weight=s.maxsim_weight,
                               candidates=s.candidates, rerank=s.rerank, method=self.method)
-        if not isinstance(self.store, FilesStore):  # the state lives in Qdrant: its generation says when it changed
+        if self.store.shared:  # the state lives in the store (Qdrant): its generation says when it changed
             return Serving(index, retriever, ("qdrant", index.generation))
         if index.stamp is None:
             index.stamp = self.store.stamp() if _generation(index.folder) == index.generation else None
@@ -698,7 +698,7 @@ class Engine:
     def _flag_stale(self, answer: Answer, index: StoredIndex) -> Answer:
         """Mark citations whose article file changed since it was indexed (their offsets may not match it any
         more) and say so in the answer's warnings. A Qdrant store keeps the texts it cites: nothing to check."""
-        if not isinstance(self.store, FilesStore):
+        if self.store.shared:
             return answer
         stale = {}
         for p in answer.passages:
@@ -729,7 +729,7 @@ class Engine:
         serving = self._serving
         if serving.stamp is None:
             return serving  # not served from a folder that others write
-        if not isinstance(self.store, FilesStore):
+        if self.store.shared:
             return self._refresh_from_store(serving)
         if self.store.stamp() == serving.stamp:
             return serving
@@ -763,7 +763,7 @@ class Engine:
     def article_text(self, info) -> str | None:
         """The text an article's citations point into: its file as indexed, or for a Qdrant store the copy kept
         there (a server that never saw the file still shows it). None when it is gone or changed."""
-        if not isinstance(self.store, FilesStore):
+        if self.store.shared:
             return self.index.article_text(info.id)
         return self.files.text(info.path, info.sha256)
 
@@ -785,7 +785,7 @@ class Engine:
         for source in self.index.sources:
             if Path(source).is_dir():
                 return Path(source)
-        if not isinstance(self.store, FilesStore) and self.settings.articles:
+        if self.store.shared and self.settings.articles:
             # a server of a shared Qdrant archive built elsewhere: added files are kept here too (Qdrant holds the text)
             folder = Path(self.settings.articles[0])
             if not folder.suffix:
@@ -856,9 +856,9 @@ class Engine:
                 raise ArticleError(f"{article_id!r} is the only article; add another before removing it.")
             entry = self._entry(current, article_id)
             path = Path(info.path)
-            shared = not isinstance(self.store, FilesStore)  # Qdrant: the archive is the truth, a file here is a copy
-            if not shared and not any(path.resolve().is_relative_to(Path(s).resolve()) for s in current.sources
-                                      if Path(s).is_dir()):
+            # a shared store (Qdrant) is the truth and a file here only a copy; else the file must be in the folder
+            if not self.store.shared and not any(path.resolve().is_relative_to(Path(s).resolve())
+                                                 for s in current.sources if Path(s).is_dir()):
                 raise ArticleError(f"Article {article_id!r} comes from {entry['path']}, outside the articles folder; "
                                    "remove that file and run `qa build`.")
             path.unlink(missing_ok=True)  # first: a crash after it leaves an index naming a missing file, which the
@@ -878,7 +878,7 @@ class Engine:
     # --- merging segments -------------------------------------------------------------------------------------
 
     def _merge_if_due(self, index: StoredIndex, mode: MergeMode, log: Log) -> None:
-        if mode == "none" or not isinstance(self.store, FilesStore) or not merge_plan(index):
+        if mode == "none" or self.store.shared or not merge_plan(index):  # a shared store's writes are not merged
             return
         if mode == "small":
             index = self.merge_segments(limit=INLINE_MERGE_PASSAGES, log=log)

@@ -283,6 +283,8 @@ class QdrantSnapshot(StoredIndex):
 class QdrantStore:
     """An archive in Qdrant. `connect` it; `open` the latest state; `write` inside `writing()`."""
 
+    shared = True  # it keeps the article texts, and every app server over it reads and writes the same state
+
     def __init__(self, client, *, where: str, collection: str = DEFAULT_COLLECTION, folder: Path | None = None) -> None:
         self.client = client
         self.where = where

@@ -122,6 +122,11 @@ class Snapshot(Protocol):
 class Store(Protocol):
     """Where an archive's passages live: files in a folder (FilesStore), or a Qdrant collection (issue 26)."""
 
+    # True when the store keeps the articles' texts and is shared by app servers (Qdrant): the engine then reads a
+    # cited text from the snapshot, not from a file of this machine, follows the store's generation, and does not
+    # merge; False for the files store.
+    shared: bool
+
     def open(self, *, verify: bool = False) -> Snapshot:
         """The latest committed state (IndexMissingError, IndexCorruptError, StaleIndexError when unusable)."""
         ...
@@ -866,6 +871,8 @@ def _write_error(folder: Path, exc: OSError) -> IndexWriteError:
 
 class FilesStore:
     """An index folder of segments (the default store). Writers call `write` and `merge` inside `writing()`."""
+
+    shared = False  # the texts are the article files; the folder is this machine's
 
     def __init__(self, folder: Path) -> None:
         self.folder = Path(folder)
