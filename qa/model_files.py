@@ -19,10 +19,12 @@ def write_config(folder: Path, config: dict) -> None:
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
 
 
-def checked_config(folder: Path, what: str, version: int, fix: str) -> dict:
+def checked_config(folder: Path, what: str, version: int, fix: str, needs: tuple[str, ...] = ("max_length",),
+                   files: tuple[str, ...] = ("model.onnx", "tokenizer.json")) -> dict:
     """config.json of `folder`, once the folder checks out: the version this code reads, the keys it needs, and a
     model.onnx of the size and sha256 that config.json names. ConfigError naming the file, the problem and `fix`
-    ("run ... or restore the folder from git") otherwise; `what` names the model ("answerability model")."""
+    ("run ... or restore the folder from git") otherwise; `what` names the model ("answerability model"), `needs` the
+    keys its config must have besides the model's size and sha256, `files` the files the folder must hold."""
     if not folder.is_dir():
         raise ConfigError(f"No {what} in {folder}/ (the folder does not exist); {fix}.")
     try:
@@ -34,11 +36,11 @@ def checked_config(folder: Path, what: str, version: int, fix: str) -> dict:
     if not isinstance(config, dict) or config.get("version") != version:
         found = config.get("version") if isinstance(config, dict) else type(config).__name__
         raise ConfigError(f"{folder}/config.json has version {found!r}; this code reads version {version}; {fix}.")
-    for key in ("max_length", "model_sha256", "model_bytes"):
+    for key in (*needs, "model_sha256", "model_bytes"):
         if key not in config:
             raise ConfigError(f"{folder}/config.json lacks {key!r}; {fix}.")
-    model_file, tok_file = folder / "model.onnx", folder / "tokenizer.json"
-    for f in (model_file, tok_file):
+    model_file = folder / "model.onnx"
+    for f in (folder / name for name in files):
         if not f.is_file():
             raise ConfigError(f"{f} is missing; {fix}.")
     size = model_file.stat().st_size
