@@ -42,6 +42,8 @@ class Settings:
     reader: Literal["auto", "off"] = "auto"  # QA_READER: off = no reader (no confidence: answered or refused by rules)
     # QA_ANSWERED_ABOVE / QA_UNCERTAIN_ABOVE: the confidence from which a reply is `answered` / `uncertain` (below:
     # refused); None = the model's own, chosen on tuning data for answered replies right at least 90 % of the time
+    # the follow-up resolver (models/resolver) spells out in `interpreted_as` what a follow-up leans on
+    resolver: Literal["auto", "off"] = "auto"  # QA_RESOLVER: off = the hand-written rules alone
     answered_above: float | None = None
     uncertain_above: float | None = None
     maxsim_weight: float = 0.7  # QA_MAXSIM_WEIGHT: share of late interaction in the reranking score
@@ -69,6 +71,8 @@ class Settings:
             raise ConfigError(f"QA_BUILD_PRECISION must be auto, float32 or bfloat16, not {self.build_precision!r}.")
         if self.reader not in ("auto", "off"):
             raise ConfigError(f"QA_READER must be auto or off, not {self.reader!r}.")
+        if self.resolver not in ("auto", "off"):
+            raise ConfigError(f"QA_RESOLVER must be auto or off, not {self.resolver!r}.")
         for name in ("answered_above", "uncertain_above"):
             value = getattr(self, name)
             if value is not None and not 0.0 <= value <= 1.0:

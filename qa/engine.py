@@ -407,6 +407,15 @@ class Engine:
         return Serving(index, retriever, index.stamp)
 
     @cached_property
+    def resolver(self):
+        """The follow-up resolver (models/resolver), loaded on first use; None with QA_RESOLVER=off."""
+        if self.settings.resolver == "off":
+            return None
+        from .resolver import Resolver
+
+        return Resolver.load(threads=1)
+
+    @cached_property
     def reader(self):
         """The trained reader (models/answerability), loaded on first use; None with QA_READER=off."""
         if self.settings.reader == "off":
@@ -658,6 +667,7 @@ class Engine:
         from .nlp import parse
 
         self.confidence_model  # noqa: B018 - loads the reader too
+        self.resolver  # noqa: B018
         parse("Who said what, and when?")
         self.embedder.is_known_word("when")
 
@@ -683,7 +693,7 @@ class Engine:
                                        "it in plain words.", details="none of its words is in the articles or in the "
                                        "model's vocabulary"))
         correct = lambda t: index.lexical.correct(t, self.embedder.is_known_word)[0]  # noqa: E731
-        resolved = resolve_question(text, history, index, correct)
+        resolved = resolve_question(text, history, index, correct, self.resolver, articles)
         retrieved = retrieve(resolved, index, serving.retriever, lambda t, c: self.query(t, index, correct=c), k, rows)
         readings = read(resolved.asked, retrieved.hits, index, self.reader)
         decision = decide(resolved, retrieved, readings, index, abstain_below=self.settings.abstain_below,

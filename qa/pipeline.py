@@ -22,6 +22,7 @@ import numpy as np
 from .conversation import Resolution, follow_up_boost, needs_context, no_context_reason, resolve
 from .introductions import introduction_boost
 from .references import gender_lookup, referent_lookup
+from .resolver import Resolver
 from .retrieval import Hit, Query, Retriever
 from .store import MAX_INTRODUCTIONS, StoredIndex
 from .validation import Turn
@@ -57,20 +58,41 @@ class Retrieved:
     hits: tuple[Hit, ...]
 
 
-def resolve_question(text: str, history: Sequence[Turn], index: StoredIndex, correct: Callable[[str], str]) -> Resolved:
-    """Resolve a follow-up against the conversation (a question with no history is its own interpretation)."""
+def resolve_question(text: str, history: Sequence[Turn], index: StoredIndex, correct: Callable[[str], str],
+                     resolver: Resolver | None = None, articles: Sequence[str] | None = None) -> Resolved:
+    """Resolve a follow-up against the conversation (a question with no history is its own interpretation). The
+    resolver, when given, reads the title of the article the conversation is about: the one asked about, else the
+    one the last answer came from."""
     resolution = None
     if history:
         # rows holding a word, from the postings (the first MAX_INTRODUCTIONS of a common one: a sample of its uses)
         containing = lambda w: index.rows_containing(w, limit=MAX_INTRODUCTIONS)  # noqa: E731
+        find = None
+        if resolver is not None:
+            title = _title_of_conversation(history, index, articles)
+            find = lambda q, exchanges: resolver.find(q, title, exchanges)  # noqa: E731
         resolution = resolve(text, history, gender_lookup(index.chunks, containing),
-                             referent_lookup(index.chunks, index.passage_holding))
+                             referent_lookup(index.chunks, index.passage_holding), find)
     # "Who said that?" with nothing said before: if refused, say so, not "the article does not say who said that"
     dangling = no_context_reason(text) if (resolution is None or resolution.leaned_on is None) and needs_context(text) \
         else None
     asked = resolution.interpreted_as if resolution else text
     search = resolution.search_text if resolution else text
     return Resolved(text, asked, search, correct(text), resolution, dangling)
+
+
+def _title_of_conversation(history: Sequence[Turn], index: StoredIndex, articles: Sequence[str] | None) -> str | None:
+    """The title of the one article asked about, else of the article the last answer quoted (None: neither)."""
+    article = articles[0] if articles and len(articles) == 1 else None
+    if article is None:
+        for turn in reversed(history):
+            row = index.passage_holding(turn.content.partition(" — ")[2] or turn.content) \
+                if turn.role == "assistant" else None
+            if row is not None:
+                article = index.chunks[row].article_id
+                break
+    info = index.articles.get(article) if article else None
+    return info.title if info is not None else None
 
 
 def retrieve(resolved: Resolved, index: StoredIndex, retriever: Retriever, encode: Callable[[str, bool], Query], k: int,
