@@ -10,6 +10,10 @@ Floors and figures (README "Speed"):
    Floor and asks run in alternating blocks, so each ratio compares figures taken under the same load; the
    floor runs in a worker process of its own (PyTorch's threads sharing the engine's process slowed ONNX
    queries by ~0.9 ms, and the app never runs PyTorch to answer).
+2b. resolving a follow-up: `Resolver.find` p50 (spaCy parses and the ONNX trees) on CANARD dev follow-ups (tune
+   part), in a worker process without torch, in blocks alternating with the floor encoding the same questions:
+   "chat" with the conversation's earlier texts parsed before (as a worker that answered them has), the new
+   question and the last answer not; "cold" with nothing parsed before.
 3. HTTP `ask` on `python app.py` (raw HTTP, qa.client.ask_remote): p50/p95 with one client, and throughput
    with 1, 4 and 16 concurrent clients (failures counted), with the CPU time the app spends per request.
 4. cold start: launch of `python app.py` to its first HTTP answer vs a bare process that imports torch,
@@ -59,6 +63,7 @@ PY = sys.executable
 MODEL = "all-MiniLM-L6-v2"
 SQUAD = Path("/work/shared/bench-data/squad-dev-v1.1.json")
 SEED_GOLD = ROOT / "eval" / "seed.jsonl"
+CANARD_DEV = SQUAD.parent / "canard" / "dev.json"
 K = 3
 
 APP_THREADS = "1"  # app.py's default QA_THREADS: the in-process comparison runs with the same setting
@@ -66,6 +71,7 @@ APP_THREADS = "1"  # app.py's default QA_THREADS: the in-process comparison runs
 TARGETS = {
     "warm": 3.0,  # warm ask p50 <= 3 x floor (the answer-confidence issue: the reader reads every candidate sentence
     # of the best passages; 1.0 before it, 0.6 before the reader)
+    "resolve": 1.0,  # resolving a follow-up (the trained resolver) p50 <= 1 x floor (the follow-up issue)
     "http_ms": 8.0,  # HTTP p50 <= warm ask p50 + 8 ms
     "scale4": 1.7,  # 4-client throughput >= 1.7 x one client
     "cold": 0.8,  # cold start <= 0.8 x bare floor process
@@ -411,6 +417,61 @@ class AskWorker:
     def close(self) -> None:
         self.proc.stdin.close()
         self.proc.wait(timeout=30)
+
+
+RESOLVE_WORKER = r"""
+import json, sys, time
+sys.path.insert(0, sys.argv[1])
+from run import log  # noqa: F401 - clears QA_* of the caller
+from qa import nlp
+from qa.resolver import Resolver
+resolver = Resolver.load(threads=1)
+nlp.parse("warm up spaCy")
+resolver.find("what did he do next", "Frank Zappa", [("what group disbanded", "The Mothers of Invention.")])
+print("ready", flush=True)
+for line in sys.stdin:
+    mode, items = json.loads(line)
+    lat = []
+    for question, title, exchanges in items:
+        nlp._cache.clear()
+        if mode == "chat":  # what the worker parsed when it answered the earlier turns
+            earlier = [t for q, a in exchanges[:-1] for t in (q, a) if t] + ([exchanges[-1][0]] if exchanges else [])
+            nlp.parse_many(([title] if title else []) + earlier)
+        t = time.perf_counter()
+        resolver.find(question, title, [tuple(e) for e in exchanges])
+        lat.append(time.perf_counter() - t)
+    print(json.dumps(lat), flush=True)
+"""
+
+
+def bench_resolve(floor_block, quick: bool) -> dict:
+    """`Resolver.find` p50 against the floor, in alternating blocks of 10 follow-ups (see the module doc, 2b)."""
+    from qa import canard
+
+    rows = [r for r in canard.part_of(canard.load_dev(CANARD_DEV), "tune") if r.number > 1][: 40 if quick else 200]
+    items = [(r.question, r.title, [(e.question, e.answer) for e in r.history]) for r in rows]
+    proc = subprocess.Popen([PY, "-c", RESOLVE_WORKER, str(ROOT / "benchmarks")], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, cwd=CODE)
+    try:
+        if proc.stdout.readline().strip() != "ready":
+            raise RuntimeError("the resolver worker did not start")
+        out: dict = {"follow_ups": len(items)}
+        floor: list[float] = []
+        lat: dict[str, list[float]] = {"chat": [], "cold": []}
+        for i in range(0, len(items), 10):
+            part = items[i : i + 10]
+            floor += floor_block([q for q, _, _ in part])
+            for mode in lat:
+                proc.stdin.write(json.dumps([mode, part]) + "\n")
+                proc.stdin.flush()
+                lat[mode] += json.loads(proc.stdout.readline())
+        out["floor_ms_p50"] = ms(pct(floor, 0.5))
+        for mode, xs in lat.items():
+            out[mode] = {"ms_p50": ms(pct(xs, 0.5)), "ms_p95": ms(pct(xs, 0.95)), "ratio_p50": round(pct(xs, 0.5) / pct(floor, 0.5), 3)}
+        return out
+    finally:
+        proc.stdin.close()
+        proc.wait(timeout=30)
 
 
 def bench_ask(name: str, engines: dict[str, AskWorker], golds, floor_block, rounds: int, block: int) -> dict:
@@ -807,6 +868,14 @@ def table(res: dict) -> tuple[list[list[str]], list[str]]:
             row(f"warm `ask` p50, {label} ({x['passages']:,} passages), {name}", fmt(x["ms_p50"], " ms", 2),
                 fmt(part["floor_ms_p50"], " ms", 2), f"{x['ratio_p50']:.2f}×{cross}", target,
                 x["ratio_p50"] <= TARGETS["warm"] if b == "onnx" else None)
+    rs = res.get("resolve")
+    if rs:
+        for mode, what in (("chat", "earlier turns parsed before"), ("cold", "nothing parsed before")):
+            x = rs[mode]
+            row(f"resolving a follow-up (trained resolver), {rs['follow_ups']} CANARD dev follow-ups, {what}",
+                fmt(x["ms_p50"], " ms", 2), fmt(rs["floor_ms_p50"], " ms", 2), f"{x['ratio_p50']:.2f}×",
+                f"≤ {TARGETS['resolve']}×" if mode == "chat" else "(comparison)",
+                x["ratio_p50"] <= TARGETS["resolve"] if mode == "chat" else None)
     for label, part in (("seed", seed), ("SQuAD sample", sq)):
         if not part:
             continue
@@ -943,7 +1012,7 @@ def main() -> int:
     ap.add_argument("--wait", type=float, default=None,
                     help="before each step, wait up to this many seconds for other processes to use under half a "
                          "core (default 60, --quick 0)")
-    ap.add_argument("--skip", default="", help="comma-separated steps to skip: build,ask,http,cold,memory")
+    ap.add_argument("--skip", default="", help="comma-separated steps to skip: build,ask,resolve,http,cold,memory")
     args = ap.parse_args()
     skip = {s.strip() for s in args.skip.split(",") if s.strip()}
     quick = args.quick
@@ -1025,6 +1094,15 @@ def main() -> int:
         return out
 
     res["ask"] = step("ask", asks) or {}
+
+    def resolve():
+        floor = FloorWorker()
+        try:
+            return bench_resolve(floor.block, quick)
+        finally:
+            floor.close()
+
+    res["resolve"] = step("resolve", resolve)
 
     # 3. HTTP, 6a. app memory
     res["http"] = step("http", lambda: bench_http(work, seed_index, questions, quick))
