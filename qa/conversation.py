@@ -293,9 +293,7 @@ def spell_out(question: str, phrases: Sequence[Phrase], gender_of: Callable[[str
         # and nothing more: shown after the name, the other phrases made the reader refuse ("What is Kersten's role
         # (about: CPD, sexual)?"); seed tuning follow-ups 0.533 -> 0.556, CANARD dev tune F1 0.570 -> 0.566
         return text
-    if rest:
-        text = f"{text.rstrip(' ?')} (about: {', '.join(p.text for p in rest)})?"
-    return text
+    return f"{text.rstrip(' ?')} (about: {', '.join(p.text for p in rest)})?"
 
 
 def _resolve_by_rules(question: str, history: Sequence[Turn], gender_of: Callable[[str], str | None] | None,

@@ -31,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from . import canard
+from .errors import QAError
 from .evaluation import added_words
 from .lexical import words
 from .model_files import replace_folder, write_config
@@ -206,8 +207,13 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     start = time.process_time()
     folder = Path(args.canard)
-    dev = canard.load_dev(folder / "dev.json")
-    train = canard.load_train(folder)
+    try:
+        dev = canard.load_dev(folder / "dev.json")
+        train = canard.load_train(folder)
+    except QAError as exc:  # a missing or unreadable CANARD file: say which, and how to point at it
+        print(f"{exc} Give CANARD's folder with --canard (dev.json, train.question.tsv, train.rewrite.tsv).",
+              file=sys.stderr)
+        return 2
     if args.quick:
         train = train[:300]
     parts = {p: canard.part_of(dev, p) for p in ("train", "tune", "held-out")}

@@ -223,6 +223,14 @@ def test_the_training_command_writes_a_folder_the_resolver_loads(tmp_path):
     assert "disband" not in {w for p in found for w in p.words}  # a phrase adds words the question lacks
 
 
+def test_the_training_command_names_a_missing_canard_folder_and_writes_nothing(tmp_path, capsys):
+    from qa.resolver_training import main
+
+    assert main(["--output", str(tmp_path / "resolver"), "--canard", str(tmp_path / "nowhere")]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere/dev.json" in err and "--canard" in err and not (tmp_path / "resolver").exists()
+
+
 def test_a_new_model_folder_replaces_the_old_one_and_keeps_its_card(tmp_path):
     from qa.model_files import replace_folder
 
