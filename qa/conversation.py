@@ -275,7 +275,7 @@ def spell_out(question: str, phrases: Sequence[Phrase], gender_of: Callable[[str
     other pronoun (`gender_of(name)`, as in the rules) is left out: "his" is not Kersten."""
     text = question.strip()
     have = set(content_words(text))
-    m = re.search(r"\b(he|she|him|his|her|hers)\b", text, re.IGNORECASE)
+    m = re.search(r"\b(" + "|".join(_PERSON_PRONOUNS) + r")\b", text, re.IGNORECASE)
     gender = gender_of_pronoun(m.group(1).lower()) if m else None
 
     def fits(p: Phrase) -> bool:

@@ -34,7 +34,7 @@ from . import canard
 from .errors import QAError
 from .evaluation import added_words
 from .lexical import words
-from .model_files import replace_folder, write_config
+from .model_files import open_session, replace_folder, write_config
 from .resolver import DEFAULT_FOLDER, FEATURES, SUPPORTED_VERSION, candidates
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -235,8 +235,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=out.name + ".", dir=out.parent))
     to_onnx(model, tmp / "model.onnx")
-    from .model_files import open_session
-
     session = open_session(tmp, 1, "rerun the training")
     metrics: dict = {}
     probabilities = {}

@@ -10,12 +10,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from helpers import seed_engine  # noqa: F401 - fixture
 from qa.canard import (DEFAULT_DIR, NO_ANSWER, article_id, chat_history, dialogue_articles, is_canard_file, load_dev,
                        load_train, part_of, split_dialogues)
 from qa.conversation import spell_out
 from qa.errors import ConfigError, GoldSetError
 from qa.evaluation import added_word_scores, added_words
 from qa.resolver import FEATURES, Phrase, Resolver, candidates, names_subject, phrases_of
+from qa.validation import Turn
 
 ROOT = Path(__file__).resolve().parent.parent
 CANARD = DEFAULT_DIR.is_dir()
@@ -242,3 +244,23 @@ def test_a_new_model_folder_replaces_the_old_one_and_keeps_its_card(tmp_path):
     (new / "model.onnx").write_bytes(b"new")
     replace_folder(new, old)
     assert not new.exists() and (old / "model.onnx").read_bytes() == b"new" and (old / "MODEL_CARD.md").read_text() == "card"
+
+
+def test_qa_resolver_is_auto_or_off_and_off_leaves_the_rules_alone(seed_engine, monkeypatch):
+    from qa import resolve_settings
+    from qa.pipeline import resolve_question
+
+    with pytest.raises(ConfigError, match="QA_RESOLVER must be auto or off, not 'maybe'"):
+        resolve_settings(resolver="maybe")
+    monkeypatch.setenv("QA_RESOLVER", "off")
+    assert resolve_settings().resolver == "off"
+    chat = [Turn("user", "Who is the chief administrator of COPA?"),
+            Turn("assistant", "The chief administrator of COPA, Andrea Kersten, said the agency received information "
+                              "on July 6 about an allegation of sexual misconduct involving at least one police "
+                              "officer within the district.")]
+    same = lambda t: t  # noqa: E731
+    alone = resolve_question("When did the agency hear of it?", chat, seed_engine.index, same)
+    assert alone.asked.startswith("When did the agency hear of it (about: The chief administrator")  # the rules' gist
+    with_it = resolve_question("When did the agency hear of it?", chat, seed_engine.index, same, Resolver.load(threads=1))
+    assert with_it.asked != alone.asked and "allegation" in with_it.asked  # the resolver's phrases
+    assert with_it.search_text == alone.search_text  # what is searched stays the rules'
